@@ -1,0 +1,164 @@
+"""Training configuration: one typed dataclass, named presets, and the CLI built from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+
+from .errors import OneLineParser, UserError
+
+
+def _opt(default, help: str, choices=None, **kw):
+    return field(default=default, metadata={"help": help, "choices": choices, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; presets override the defaults per model."""
+
+    # what to train, on what
+    model: str = _opt("dcgan", "GAN variant to train")
+    dataset: str = _opt("mnist-5k", "dataset: embedded subset, full MNIST or Fashion-MNIST",
+                        choices=("mnist-5k", "mnist", "fashion-mnist"))
+    data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
+    download: bool = _opt(False, "let torchvision download the dataset when a network exists")
+    # optimisation
+    epochs: int = _opt(5, "number of passes over the data", min=1)
+    max_steps: int = _opt(0, "stop after this many steps (0: run all epochs)", min=0)
+    batch_size: int = _opt(64, "images per step (per process)", min=1)
+    lr_g: float = _opt(2e-4, "generator learning rate", min=0.0, exclusive=True)
+    lr_d: float = _opt(5e-4, "discriminator learning rate", min=0.0, exclusive=True)
+    beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0)
+    beta2: float = _opt(0.99, "Adam beta2", min=0.0, max=1.0)
+    optimizer: str = _opt("adam", "optimizer for D and G", choices=("adam", "rmsprop"))
+    plateau_factor: float = _opt(0.8, "ReduceLROnPlateau factor per net (1: off)",
+                                 min=0.0, max=1.0)
+    plateau_patience: int = _opt(5, "ReduceLROnPlateau patience in epochs", min=0)
+    n_critic: int = _opt(1, "discriminator steps per generator step", min=1)
+    # latent space and architecture
+    latent_dim: int = _opt(16, "latent noise width", min=1)
+    latent_dist: str = _opt("normal", "latent noise distribution", choices=("normal", "uniform"))
+    ngf: int = _opt(16, "generator width", min=1)
+    ndf: int = _opt(16, "discriminator width", min=1)
+    spectral_norm: bool = _opt(True, "spectral norm on every D weight")
+    d_batch_norm: bool = _opt(True, "BatchNorm in D")
+    # losses and tricks
+    real_label: float = _opt(0.9, "target for real images (one-sided label smoothing; 1: off)",
+                             min=0.0, max=1.0)
+    feature_matching: bool = _opt(False, "G matches mean D features of real and fake")
+    minibatch_disc: bool = _opt(False, "minibatch discrimination layer in D")
+    historical_averaging: float = _opt(0.0, "weight of the historical-averaging penalty",
+                                       min=0.0)
+    clip_value: float = _opt(0.01, "WGAN weight clipping bound", min=0.0, exclusive=True)
+    gp_lambda: float = _opt(10.0, "WGAN-GP gradient penalty weight", min=0.0)
+    info_cont_loss: str = _opt("mse", "InfoGAN continuous-code loss: 3-head MSE or 4-head "
+                               "Gaussian NLL", choices=("mse", "nll"))
+    info_lr: float = _opt(1e-4, "InfoGAN info-loss learning rate (G + D)", min=0.0,
+                          exclusive=True)
+    info_cont_weight: float = _opt(0.1, "InfoGAN continuous-code loss weight", min=0.0)
+    supervised_code: bool = _opt(False, "InfoGAN: real labels train the categorical head")
+    thickness_guidance: bool = _opt(False, "InfoGAN: tie cc[0] to stroke thickness")
+    began_gamma: float = _opt(0.5, "BEGAN diversity ratio gamma", min=0.0, max=1.0)
+    began_lambda_k: float = _opt(1e-3, "BEGAN k_t learning rate", min=0.0)
+    # speed
+    compile: bool = _opt(False, "torch.compile the training step functions")
+    compile_mode: str = _opt("default", "torch.compile mode",
+                             choices=("default", "reduce-overhead", "max-autotune"))
+    kernels: str = _opt("auto", "spectral-norm / gradient-penalty implementation",
+                        choices=("auto", "triton", "torch"))
+    amp: str = _opt("none", "autocast dtype (CUDA only)", choices=("none", "bf16"))
+    device: str = _opt("auto", "cpu, cuda, cuda:N or auto")
+    # bookkeeping
+    seed: int = _opt(0, "random seed (data order, noise, init)", min=0)
+    ema: float = _opt(0.0, "EMA decay for a copy of G (0: off), e.g. 0.999", min=0.0, max=1.0)
+    out: str = _opt("runs/dcgan", "run directory for checkpoints, samples and logs")
+    checkpoint_every: int = _opt(0, "checkpoint every N steps (0: every epoch)", min=0)
+    keep_last: int = _opt(3, "number of recent checkpoints kept", min=1)
+    log_every: int = _opt(50, "log metrics every N steps", min=1)
+    eval_every: int = _opt(0, "evaluate FID/coverage every N steps (0: off)", min=0)
+    eval_samples: int = _opt(1000, "images used per evaluation", min=100)
+    on_nan: str = _opt("stop", "on a non-finite loss/weight: stop, or roll back with lower lr",
+                       choices=("stop", "rollback"))
+    progress: bool = _opt(True, "show a progress bar")
+
+    # -----------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, model: str, **overrides) -> TrainConfig:
+        """The named preset for ``model`` (the variant's published hyperparameters)."""
+        from .variants import get_variant
+
+        variant = get_variant(model)
+        values = {"model": model, "out": f"runs/{model}", **variant.preset, **overrides}
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise UserError naming the first out-of-range field."""
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            flag = "--" + f.name.replace("_", "-")
+            if meta.get("choices") and value not in meta["choices"]:
+                raise UserError(f"{flag} {value!r} is not one of {', '.join(meta['choices'])}")
+            if "min" in meta and value is not None:
+                lo = meta["min"]
+                if value < lo or (meta.get("exclusive") and value == lo):
+                    rel = ">" if meta.get("exclusive") else ">="
+                    raise UserError(f"{flag} must be {rel} {lo}, got {value}")
+            if "max" in meta and value is not None and value > meta["max"]:
+                raise UserError(f"{flag} must be <= {meta['max']}, got {value}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _field_type(f: dataclasses.Field):
+    hint = typing.get_type_hints(TrainConfig)[f.name]
+    if isinstance(hint, types.UnionType):  # "str | None" -> str
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """Add one ``--flag`` per TrainConfig field, with ``help=`` and the preset's default."""
+    for f in fields(TrainConfig):
+        kind = _field_type(f)
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        helptext = f"{f.metadata['help']} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=helptext)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=helptext,
+                                choices=f.metadata.get("choices"),
+                                metavar=f.name.upper() if not f.metadata.get("choices") else None)
+
+
+def config_from_args(argv, prog: str, description: str, extra=None):
+    """Parse ``argv`` into (TrainConfig, namespace): ``--model`` picks the preset first."""
+    from .variants import VARIANTS
+
+    pre = OneLineParser(add_help=False)
+    pre.add_argument("--model", default="dcgan")
+    known, _ = pre.parse_known_args(argv)
+    if known.model not in VARIANTS:
+        raise UserError(f"unknown model {known.model!r}; choose one of {', '.join(VARIANTS)}")
+    defaults = TrainConfig.preset(known.model)
+    parser = OneLineParser(prog=prog, description=description)
+    add_config_arguments(parser, defaults)
+    if extra:
+        extra(parser)
+    ns = parser.parse_args(argv)
+    values = {f.name: getattr(ns, f.name) for f in fields(TrainConfig)}
+    cfg = TrainConfig(**values)
+    cfg.validate()
+    return cfg, ns

@@ -1,0 +1,56 @@
+"""Pictures: sample grids and loss curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+
+
+def to_unit(images: torch.Tensor, output_range: str) -> torch.Tensor:
+    """Map generator output to [0, 1] for display."""
+    if output_range == "symmetric":
+        images = (images + 1) / 2
+    return images.clamp(0, 1)
+
+
+def save_grid(images: torch.Tensor, path: Path, output_range: str, nrow: int = 8,
+              scale: int = 2) -> None:
+    """Save ``images`` [N, 1, H, W] as one PNG grid (upscaled ``scale``x for legibility)."""
+    x = to_unit(images.detach().float().cpu(), output_range)
+    if scale > 1:
+        x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")
+    save_image(x, str(path), nrow=nrow, padding=2, pad_value=0.5)
+
+
+def plot_losses(metrics_jsonl: Path, out_png: Path, title: str = "") -> None:
+    """Plot every ``loss_*`` series of a metrics JSONL file against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, tuple[list, list]] = {}
+    for line in Path(metrics_jsonl).read_text().splitlines():
+        row = json.loads(line)
+        if row.get("kind") != "train":
+            continue
+        for key, value in row.items():
+            if key.startswith("loss_") and value is not None:
+                xs, ys = series.setdefault(key, ([], []))
+                xs.append(row["step"])
+                ys.append(value)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key, (xs, ys) in sorted(series.items()):
+        ax.plot(xs, ys, label=key[5:], linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)

@@ -1,0 +1,218 @@
+"""What a GAN variant is: a generator, a discriminator, a latent space, and training phases.
+
+A :class:`Variant` is an ``nn.Module`` holding ``G``, ``D`` and any extra state (so one
+``state_dict`` checkpoints everything). :meth:`Variant.phases` lists the optimisation phases
+of one training step (D, G, and e.g. InfoGAN's info phase); the trainer runs them in order,
+each phase's loss function optionally compiled. New variants subclass :class:`Variant` and
+override only what differs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import ClassVar, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import TrainConfig
+from ..ops import TORCH_OPS, Ops
+from ..tricks import HistoricalAverage, feature_matching_loss
+
+Logs = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """The generator's inputs: noise ``z``, optional class ``label``, optional InfoGAN ``codes``.
+
+    ``codes`` = one-hot categorical (``cat_dim``) ++ continuous U(-1, 1) (``cont_dim``).
+    """
+
+    z_dim: int
+    z_dist: str = "normal"  # normal: N(0, 1); uniform: U(-1, 1)
+    num_classes: int = 0  # > 0: G takes a ``label`` input
+    cat_dim: int = 0
+    cont_dim: int = 0
+
+    @property
+    def input_names(self) -> list[str]:
+        names = ["z"]
+        if self.num_classes:
+            names.append("label")
+        if self.cat_dim or self.cont_dim:
+            names.append("codes")
+        return names
+
+    def sample_z(self, n: int, device, generator: torch.Generator | None = None):
+        if self.z_dist == "uniform":
+            return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
+        return torch.randn(n, self.z_dim, device=device, generator=generator)
+
+    def sample(self, n: int, device, generator: torch.Generator | None = None,
+               label: torch.Tensor | None = None, cat: torch.Tensor | None = None,
+               cont: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Draw ``n`` latent inputs; ``label``/``cat``/``cont`` fix those parts if given."""
+        out = {"z": self.sample_z(n, device, generator)}
+        if self.num_classes:
+            if label is None:
+                label = torch.randint(0, self.num_classes, (n,), device=device,
+                                      generator=generator)
+            out["label"] = label.to(device)
+        if self.cat_dim or self.cont_dim:
+            parts = []
+            if self.cat_dim:
+                if cat is None:
+                    cat = torch.randint(0, self.cat_dim, (n,), device=device,
+                                        generator=generator)
+                parts.append(F.one_hot(cat.to(device), self.cat_dim).float())
+            if self.cont_dim:
+                if cont is None:
+                    cont = torch.rand(n, self.cont_dim, device=device, generator=generator) * 2 - 1
+                parts.append(cont.to(device))
+            out["codes"] = torch.cat(parts, dim=1)
+        return out
+
+    def to_meta(self) -> dict:
+        return {**asdict(self), "input_names": self.input_names}
+
+
+class Batch(NamedTuple):
+    real: torch.Tensor  # [B, 1, 28, 28] in the model's range
+    labels: torch.Tensor  # [B] int64
+    latent: dict[str, torch.Tensor]
+
+
+@dataclass
+class Phase:
+    """One optimisation phase of a training step."""
+
+    name: str
+    loss: Callable[[Batch], tuple[torch.Tensor, Logs]]
+    params: list[nn.Parameter]
+    lr: float
+    every: int = 1  # run on steps where step % every == 0
+    after: Callable[[], None] | None = None  # eager hook after the optimizer step
+
+
+class Variant(nn.Module, ABC):
+    """Base class: a BCE/LSGAN/WGAN-style adversarial pair with the improved-GAN tricks."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    preset: ClassVar[dict] = {}
+    loss_kind: ClassVar[str] = "bce"  # bce | lsgan | wgan
+    output_range: ClassVar[str] = "unit"  # the generator's pixel range (data is mapped to it)
+
+    def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
+        super().__init__()
+        self.cfg, self.ops = cfg, ops
+        self.latent = self.latent_spec()
+        self.G = self.build_generator()
+        self.D = self.build_discriminator()
+        self.hist = None
+        if cfg.historical_averaging > 0:
+            self.hist = nn.ModuleDict({"G": HistoricalAverage(self.G),
+                                       "D": HistoricalAverage(self.D)})
+
+    # -- architecture ----------------------------------------------------------------------
+    def latent_spec(self) -> LatentSpec:
+        return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist)
+
+    @abstractmethod
+    def build_generator(self) -> nn.Module:
+        """The generator: ``G(**latent) -> [B, 1, 28, 28]`` in ``output_range``."""
+
+    @abstractmethod
+    def build_discriminator(self) -> nn.Module:
+        """The discriminator: ``D(x[, label]) -> logits [B]`` with ``D.features``."""
+
+    @property
+    def sn(self):
+        """The spectral-norm wrapper for D's layers, or None when it is switched off."""
+        return self.ops.spectral_norm if self.cfg.spectral_norm else None
+
+    # -- forward helpers -------------------------------------------------------------------
+    def generate(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.G(**latent)
+
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D's logits [B]; conditional variants pass the labels on."""
+        return self.D(x, labels) if self.latent.num_classes else self.D(x)
+
+    def critic_features(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.D.features(x, labels) if self.latent.num_classes else self.D.features(x)
+
+    # -- losses ----------------------------------------------------------------------------
+    def _target(self, logits: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.full_like(logits, value)
+
+    def adversarial_d(self, real_logit, fake_logit) -> torch.Tensor:
+        if self.loss_kind == "bce":
+            return (F.binary_cross_entropy_with_logits(
+                real_logit, self._target(real_logit, self.cfg.real_label))
+                + F.binary_cross_entropy_with_logits(fake_logit, self._target(fake_logit, 0.0)))
+        if self.loss_kind == "lsgan":
+            return 0.5 * ((real_logit - self.cfg.real_label).square().mean()
+                          + fake_logit.square().mean())
+        assert self.loss_kind == "wgan", self.loss_kind
+        return fake_logit.mean() - real_logit.mean()
+
+    def adversarial_g(self, fake_logit) -> torch.Tensor:
+        if self.loss_kind == "bce":  # non-saturating: maximise log D(G(z))
+            return F.binary_cross_entropy_with_logits(fake_logit,
+                                                      self._target(fake_logit, 1.0))
+        if self.loss_kind == "lsgan":
+            return 0.5 * (fake_logit - 1.0).square().mean()
+        return -fake_logit.mean()
+
+    def fake_labels(self, b: Batch) -> torch.Tensor | None:
+        return b.latent.get("label")
+
+    def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        with torch.no_grad():
+            fake = self.generate(b.latent)
+        real_logit = self.critic(b.real, b.labels)
+        fake_logit = self.critic(fake, self.fake_labels(b))
+        loss = self.adversarial_d(real_logit, fake_logit)
+        if self.hist is not None:
+            loss = loss + self.cfg.historical_averaging * self.hist["D"].penalty(self.D)
+        return loss, {"loss_d": loss.detach(), "d_real": real_logit.detach().mean(),
+                      "d_fake": fake_logit.detach().mean()}
+
+    def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        fake = self.generate(b.latent)
+        if self.cfg.feature_matching:
+            loss = feature_matching_loss(self.critic_features(b.real, b.labels),
+                                         self.critic_features(fake, self.fake_labels(b)))
+        else:
+            loss = self.adversarial_g(self.critic(fake, self.fake_labels(b)))
+        if self.hist is not None:
+            loss = loss + self.cfg.historical_averaging * self.hist["G"].penalty(self.G)
+        return loss, {"loss_g": loss.detach()}
+
+    # -- the step --------------------------------------------------------------------------
+    def after_d(self) -> None:
+        if self.hist is not None:
+            self.hist["D"].update(self.D)
+
+    def after_g(self) -> None:
+        if self.hist is not None:
+            self.hist["G"].update(self.G)
+
+    def phases(self) -> list[Phase]:
+        """D phase every step, G phase every ``n_critic`` steps."""
+        cfg = self.cfg
+        return [
+            Phase("D", self.d_loss, list(self.D.parameters()), cfg.lr_d, 1, self.after_d),
+            Phase("G", self.g_loss, list(self.G.parameters()), cfg.lr_g, cfg.n_critic,
+                  self.after_g),
+        ]
+
+    def extra_state_meta(self) -> dict:
+        """JSON facts about the variant for checkpoints and exported models."""
+        return {"variant": self.name, "latent": self.latent.to_meta(),
+                "output_range": self.output_range}
