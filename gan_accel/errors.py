@@ -33,6 +33,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv=None) -> in
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
