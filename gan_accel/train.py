@@ -38,6 +38,24 @@ def build_ops(choice: str, device: torch.device, log=print) -> Ops:
                gp_norm_penalty=partial(kernels.gp_norm_penalty, impl=choice))
 
 
+def init_distributed(cfg: TrainConfig) -> None:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        cfg.device = f"cuda:{local}"
+    elif cfg.device == "auto":
+        cfg.device = "cpu"
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+
+
 def _explicit_flags(argv: list[str]) -> set[str]:
     names = set()
     for arg in argv:
@@ -94,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         "it or choose another --out")
     from .trainer import Trainer, select_device
 
+    init_distributed(cfg)
     device = select_device(cfg.device)
     ops = build_ops(cfg.kernels, device)
     evaluator = None
@@ -102,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 
         evaluator = TrainingEvaluator(cfg)
     trainer = Trainer(cfg, ops=ops, resume_from=resume_from, evaluator=evaluator)
-    summary = trainer.fit()
+    try:
+        summary = trainer.fit()
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if trainer.rank != 0:
+        return 0
     first = ", ".join(f"{k} {v:.1f} s" for k, v in summary["first_call_seconds"].items())
     label = "compile + first step" if cfg.compile else "first step"
     print(f"done: {summary['steps']} steps | {label}: {first} | "

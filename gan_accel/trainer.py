@@ -3,9 +3,17 @@
 A training step runs the variant's phases in order (D, then G every ``n_critic`` steps, then
 any extra phase such as InfoGAN's info loss). Each phase draws fresh latent noise from the
 trainer's own generator, computes its loss (compiled with ``--compile``), backpropagates and
-steps its optimizer. All state that influences the weights (data position, noise generator,
-optimizers, schedulers, EMA, variant buffers, epoch loss sums) is checkpointed, so a resumed
-run continues bit-identically on CPU.
+steps its optimizer. The noise generator is re-seeded from (seed, rank, step) at every step,
+and all other state that influences the weights (data position, optimizers, schedulers, EMA,
+variant buffers, epoch loss sums) is checkpointed, so a resumed run continues bit-identically
+on CPU.
+
+Under ``torchrun`` every phase runs as one forward of a DistributedDataParallel wrapper
+(:class:`PhaseRunner`) around the whole variant: gradients are averaged over ranks whatever
+modules the phase calls and however often (D on real, fake and interpolated images), and
+``broadcast_buffers`` hands rank 0's BatchNorm statistics and spectral-norm vectors to every
+rank at the start of each phase. The compiled loss functions run inside that wrapper, so
+Dynamo never sees DDP.
 """
 
 from __future__ import annotations
@@ -94,6 +102,18 @@ class EpochSums:
         return {k: float(v) / self.counts[k] for k, v in self.sums.items()}
 
 
+class PhaseRunner(nn.Module):
+    """Runs one phase's loss as ``forward``, so DDP can wrap a whole training phase."""
+
+    def __init__(self, variant: Variant, loss_fns: dict):
+        super().__init__()
+        self.variant = variant
+        self.loss_fns = loss_fns
+
+    def forward(self, phase: str, batch: Batch):
+        return self.loss_fns[phase](batch)
+
+
 class Trainer:
     """Trains ``cfg.model`` into ``cfg.out``. Call :meth:`fit`."""
 
@@ -117,12 +137,20 @@ class Trainer:
 
             self.ema = AveragedModel(self.variant.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
                                      use_buffers=True)
-        self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.noise = torch.Generator(device=self.device)
         self.fixed_latent = fixed_latent_for(self.variant, self.device, cfg.seed)
         self.pos = Position()
         self.epoch_sums = EpochSums()
         self.first_call_seconds: dict[str, float] = {}
         self.loss_fns = self._make_loss_fns()
+        self.ddp = None
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(PhaseRunner(self.variant, self.loss_fns),
+                                               device_ids=ids, broadcast_buffers=True,
+                                               find_unused_parameters=True)
         if resume_from is not None:
             self.load(resume_from)
 
@@ -170,6 +198,7 @@ class Trainer:
         """Run every phase due at this step; returns the phases' detached logs."""
         logs: dict[str, torch.Tensor] = {}
         step = self.pos.step
+        self.noise.manual_seed(self.cfg.seed * 1_000_003 + self.rank * 7_919 + step + 1)
         for ph in self.phases:
             if step % ph.every:
                 continue
@@ -178,10 +207,13 @@ class Trainer:
             with torch.profiler.record_function(f"{ph.name}_step"):
                 first, t0 = ph.name not in self.first_call_seconds, time.perf_counter()
                 with self._autocast():
-                    loss, phase_logs = self.loss_fns[ph.name](batch)
+                    if self.ddp is not None:
+                        loss, phase_logs = self.ddp(ph.name, batch)
+                    else:
+                        loss, phase_logs = self.loss_fns[ph.name](batch)
                 if first:  # with --compile: the compile time plus one step
                     self.first_call_seconds[ph.name] = time.perf_counter() - t0
-                if not bool(torch.isfinite(loss)):
+                if not self._all_finite(loss):
                     raise Diverged(f"non-finite {ph.name} loss {float(loss.detach())} at step {step}")
                 opt = self.optims[ph.name]
                 opt.zero_grad(set_to_none=True)
@@ -195,6 +227,12 @@ class Trainer:
             self.ema.update_parameters(self.variant.G)
         self.pos.step += 1
         return logs
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        ok = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.world > 1:  # every rank must take the same branch
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -378,7 +416,6 @@ class Trainer:
             "optim": {k: flatten_state(o.state_dict(), f"optim.{k}", tensors)
                       for k, o in self.optims.items()},
             "sched": {k: s.state_dict() for k, s in self.scheds.items()},
-            "noise": flatten_state(self.noise.get_state(), "rng.noise", tensors),
             "torch_rng": flatten_state(torch.get_rng_state(), "rng.torch", tensors),
             "epoch_sums": flatten_state(self.epoch_sums.sums, "epoch_sums", tensors),
             "epoch_counts": self.epoch_sums.counts,
@@ -430,7 +467,6 @@ class Trainer:
             o.load_state_dict(unflatten_state(st["optim"][k], tensors))
         for k, s in self.scheds.items():
             s.load_state_dict(st["sched"][k])
-        self.noise.set_state(unflatten_state(st["noise"], tensors))
         torch.set_rng_state(unflatten_state(st["torch_rng"], tensors))
         sums = unflatten_state(st["epoch_sums"], tensors)
         self.epoch_sums = EpochSums({k: v.to(torch.float64) for k, v in sums.items()},
