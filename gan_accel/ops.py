@@ -1,8 +1,9 @@
 """The two hot operations that have fused Triton kernels, as an injectable pair.
 
 The library builds models and losses against :class:`Ops`; :data:`TORCH_OPS` is plain
-PyTorch. The ``kernels`` package provides the fused versions (``kernels.make_ops``), wired in
-by the training entry point, so the core never imports ``kernels``.
+PyTorch. The ``kernels`` package provides the fused versions (``kernels.spectral_norm`` and
+``kernels.gp_norm_penalty``), wired in by the training entry point (``train.build_ops``), so
+the core never imports ``kernels``.
 """
 
 from __future__ import annotations

@@ -214,7 +214,8 @@ class Trainer:
                 if first:  # with --compile: the compile time plus one step
                     self.first_call_seconds[ph.name] = time.perf_counter() - t0
                 if not self._all_finite(loss):
-                    raise Diverged(f"non-finite {ph.name} loss {float(loss.detach())} at step {step}")
+                    value = float(loss.detach())
+                    raise Diverged(f"non-finite {ph.name} loss {value} at step {step}")
                 opt = self.optims[ph.name]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import tiny_mnist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +12,6 @@ from gan_accel.config import TrainConfig
 from gan_accel.data import parse_idx
 from gan_accel.errors import DataError, run_cli
 from gan_accel.trainer import Trainer
-from helpers import tiny_mnist
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_mnist, write_idx
 
 from gan_accel.data import (
     BatchIterator,
@@ -12,8 +13,6 @@ from gan_accel.data import (
     to_model_range,
 )
 from gan_accel.errors import DataError, UserError
-
-from helpers import tiny_mnist, write_idx
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 import torch
+from helpers import REPO, tiny_mnist
 from safetensors.torch import load_file
 
 from gan_accel.config import TrainConfig
 from gan_accel.data import BatchIterator
 from gan_accel.trainer import Trainer
 from gan_accel.variants import Batch
-from helpers import REPO, tiny_mnist
 
 STEPS, WORLD, BATCH = 3, 2, 8
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, tiny_mnist
 from safetensors.torch import load_file
 
 from gan_accel.checkpoint import list_checkpoints, load_latest_good
 from gan_accel.config import TrainConfig
 from gan_accel.errors import CheckpointError, UserError
 from gan_accel.trainer import Trainer
-from helpers import REPO, tiny_mnist
 
 
 def quiet(*_):

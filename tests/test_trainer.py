@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_mnist
 
 from gan_accel.checkpoint import flatten_state, list_checkpoints, unflatten_state
 from gan_accel.config import TrainConfig
 from gan_accel.trainer import Trainer, count_params
 from gan_accel.variants import Batch, build_variant
-from helpers import tiny_mnist
 
 
 def quiet(*_):
