@@ -27,8 +27,8 @@ INTERPRET = _kernels_interpreted()
 
 needs_interpreter = pytest.mark.skipif(
     not INTERPRET,
-    reason="Triton on CPU tensors needs the interpreter: TRITON_INTERPRET=1 (conftest's default) "
-    "set before the kernels package was imported",
+    reason="Triton on CPU tensors needs the interpreter: TRITON_INTERPRET=1 set before the "
+    "kernels package was imported (tests/conftest.py sets it when there is no CUDA)",
 )
 # string condition: evaluated when the test runs (in the test module's globals), not at import
 needs_cuda = pytest.mark.skipif("not torch.cuda.is_available()", reason="needs a CUDA device")
