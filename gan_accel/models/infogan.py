@@ -1,0 +1,67 @@
+"""The seed README's tiny InfoGAN: the DCGAN generator on z ++ codes, D with Q heads.
+
+G: the DCGAN generator with a 22-channel input (z 10 ++ one-hot 10 ++ continuous 2):
+184,896 parameters. D: the DCGAN trunk (three SN conv blocks, BN in the last two) shared by
+three 4x4 conv heads on its [B, 128, 4, 4] output, 166,796 parameters; 170,894 with the
+fourth (log-variance) head of the Gaussian-NLL variant. The seed's counts pin the bias
+choices: the D head has no bias (as in DCGAN), the Q heads have one each:
+
+    trunk 140,160 + D 2,048 + Q-cat (20,480 + 10) + Q-mu (4,096 + 2)  = 166,796
+                                              + Q-logvar (4,096 + 2)  = 170,894
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .dcgan import DCGANGenerator, Wrap, _identity, dcgan_trunk
+
+
+class InfoGANGenerator(nn.Module):
+    """``G(z [B, z_dim], codes [B, code_dim]) -> [B, 1, 28, 28]``: DCGAN G on z ++ codes."""
+
+    def __init__(self, z_dim: int = 10, code_dim: int = 12, ngf: int = 16,
+                 output_range: str = "unit"):
+        super().__init__()
+        self.z_dim, self.code_dim, self.output_range = z_dim, code_dim, output_range
+        self.net = DCGANGenerator(z_dim + code_dim, ngf, output_range)
+
+    def forward(self, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, codes], dim=1))
+
+
+class InfoHeads(NamedTuple):
+    logit: torch.Tensor  # [B] real/fake logit
+    cat_logits: torch.Tensor  # [B, cat_dim] categorical-code logits
+    cont_mu: torch.Tensor  # [B, cont_dim] continuous-code estimate (mean)
+    cont_logvar: torch.Tensor | None  # [B, cont_dim] its log-variance (4-head model only)
+
+
+class InfoGANDiscriminator(nn.Module):
+    """``D(x) -> logit [B]``; :meth:`heads` gives D and Q outputs from one trunk pass."""
+
+    def __init__(self, ndf: int = 16, batch_norm: bool = True, sn: Wrap | None = None,
+                 cat_dim: int = 10, cont_dim: int = 2, logvar_head: bool = False):
+        super().__init__()
+        sn = sn or _identity
+        c = ndf * 8
+        self.trunk = dcgan_trunk(ndf, batch_norm, sn)  # [B, 128, 4, 4]
+        self.head = sn(nn.Conv2d(c, 1, 4, 1, 0, bias=False))  # D: as in DCGAN, no bias
+        self.q_cat = sn(nn.Conv2d(c, cat_dim, 4, 1, 0))  # Q heads: with bias (seed counts)
+        self.q_mu = sn(nn.Conv2d(c, cont_dim, 4, 1, 0))
+        self.q_logvar = sn(nn.Conv2d(c, cont_dim, 4, 1, 0)) if logvar_head else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x)).flatten()
+
+    def heads(self, x: torch.Tensor) -> InfoHeads:
+        h = self.trunk(x)
+        logvar = self.q_logvar(h).flatten(1) if self.q_logvar is not None else None
+        return InfoHeads(self.head(h).flatten(), self.q_cat(h).flatten(1),
+                         self.q_mu(h).flatten(1), logvar)

@@ -1,0 +1,72 @@
+"""BEGAN (Berthelot et al. 2017): autoencoder D, equilibrium control k_t, convergence measure.
+
+D(x) is the per-sample L1 reconstruction error L(x). Each D step minimises
+L_D = L(x) - k_t L(G(z)) and then sets
+
+    k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1)
+
+in place, under ``no_grad``, inside the (compilable) loss; k_t is a registered buffer, so it
+is checkpointed. Each G step minimises L_G = L(G(z)). The D phase logs k_t and the
+convergence measure M = L(x) + |gamma L(x) - L(G(z))|.
+"""
+
+import torch
+
+from ..config import TrainConfig
+from ..errors import UserError
+from ..models.began import BEGANDiscriminator, BEGANGenerator
+from ..ops import TORCH_OPS, Ops
+from .base import Batch, Logs, Variant
+
+
+class BEGAN(Variant):
+    name = "began"
+    summary = "autoencoder D (L1 reconstruction error), equilibrium k_t, convergence measure"
+    # The BEGAN paper: Adam lr 1e-4 halved when the convergence stalls (here: plateau of the
+    # phase losses, factor 0.5), gamma 0.5, lambda_k 1e-3, k_0 = 0, z ~ U(-1, 1), bottleneck
+    # width = latent width; no BN, no SN, no label smoothing.
+    preset = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
+                  plateau_factor=0.5, plateau_patience=5, latent_dim=32, latent_dist="uniform",
+                  spectral_norm=False, d_batch_norm=False, began_gamma=0.5,
+                  began_lambda_k=1e-3)
+
+    def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
+        super().__init__(cfg, ops)
+        self.register_buffer("k", torch.zeros(()))  # k_t, the equilibrium control
+
+    def build_generator(self):
+        return BEGANGenerator(self.latent.z_dim, 2 * self.cfg.ngf, self.output_range)
+
+    def build_discriminator(self):
+        cfg = self.cfg
+        for flag, on in (("d-batch-norm", cfg.d_batch_norm),
+                         ("minibatch-disc", cfg.minibatch_disc),
+                         ("feature-matching", cfg.feature_matching)):
+            if on:
+                raise UserError(f"began's autoencoder D does not support --{flag}; drop it")
+        return BEGANDiscriminator(self.latent.z_dim, 2 * cfg.ndf, self.output_range, self.sn)
+
+    def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        with torch.no_grad():
+            fake = self.generate(b.latent)
+        l_real = self.D(b.real).mean()
+        l_fake = self.D(fake).mean()
+        k = self.k.clone()  # the loss uses k_t; the buffer then moves on to k_{t+1}
+        loss = l_real - k * l_fake
+        if self.hist is not None:
+            loss = loss + self.cfg.historical_averaging * self.hist["D"].penalty(self.D)
+        balance = self.cfg.began_gamma * l_real.detach() - l_fake.detach()
+        with torch.no_grad():
+            self.k.copy_((k + self.cfg.began_lambda_k * balance).clamp(0.0, 1.0))
+        measure = l_real.detach() + balance.abs()
+        return loss, {"loss_d": loss.detach(), "d_real": l_real.detach(),
+                      "d_fake": l_fake.detach(), "k_t": k, "convergence": measure}
+
+    def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        loss = self.D(self.generate(b.latent)).mean()
+        if self.hist is not None:
+            loss = loss + self.cfg.historical_averaging * self.hist["G"].penalty(self.G)
+        return loss, {"loss_g": loss.detach()}
+
+
+VARIANT = BEGAN

@@ -1,0 +1,101 @@
+"""InfoGAN (Chen et al. 2016), the seed README's tiny MNIST model.
+
+Latent: z ~ U(-1, 1)^10 ++ one-hot Cat(10) ++ continuous U(-1, 1)^2 (22 channels into the
+DCGAN generator). D carries Q heads on its shared trunk. Three phases per step: D and G with
+the usual BCE losses, then "info": its own Adam over G + D minimising the mutual-information
+surrogate on fresh fakes, CE(Q_cat(G(z, c)), c_cat) + w * MSE-or-NLL(Q_cont(G(z, c)), c_cont).
+
+Options:
+
+* ``supervised_code``: add CE(Q_cat(x_real), y_real), so categorical code k is digit k.
+* ``thickness_guidance``: tie cc[0] to stroke thickness. Q_cont[0] is taught, on real
+  images, to read thickness: its target is the image's ink (mean pixel value) as a quantile
+  within its digit class in the batch, mapped to (-1, 1) like cc[0] ~ U(-1, 1). The info loss
+  already makes Q_cont[0](G(z, c)) recover cc[0], so G must draw cc[0] as that thickness
+  quantile: low cc[0] thin strokes, high cc[0] thick ones. cc[1] stays unsupervised.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..models.infogan import InfoGANDiscriminator, InfoGANGenerator
+from .base import Batch, LatentSpec, Logs, Phase, Variant
+
+
+def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image, the rank of its ink among same-class images in the batch, in (-1, 1). [B]"""
+    ink = images.flatten(1).mean(1)  # [B]
+    same = labels[:, None] == labels[None, :]  # [B, B]
+    below = ((ink[None, :] < ink[:, None]) & same).sum(1).to(ink.dtype)
+    count = same.sum(1).to(ink.dtype)
+    return (2 * below + 1) / count - 1
+
+
+class InfoGAN(Variant):
+    name = "infogan"
+    summary = "DCGAN G on z ++ codes, D with Q heads; BCE + info loss (CE, MSE or Gaussian NLL)"
+    # The seed: Adam 5e-4 for D, 2e-4 for G, 1e-4 for the info (Q-G) phase, betas
+    # (0.5, 0.99), batch 64, real label 0.9, ReduceLROnPlateau(0.8, 5), z ~ U(-1, 1)^10,
+    # SN + BN in D, continuous-code weight 0.1 (3-head MSE; --info-cont-loss nll: 4 heads).
+    preset = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
+                  real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
+                  latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
+                  info_cont_loss="mse", info_cont_weight=0.1)
+    cat_dim, cont_dim = 10, 2
+
+    def latent_spec(self) -> LatentSpec:
+        return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist, cat_dim=self.cat_dim,
+                          cont_dim=self.cont_dim)
+
+    def build_generator(self):
+        return InfoGANGenerator(self.latent.z_dim, self.cat_dim + self.cont_dim, self.cfg.ngf,
+                                self.output_range)
+
+    def build_discriminator(self):
+        if self.cfg.minibatch_disc:
+            raise UserError("infogan's D heads are convolutions and take no minibatch-"
+                            "discrimination layer; drop --minibatch-disc")
+        return InfoGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn, self.cat_dim,
+                                    self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll")
+
+    # -- the info phase --------------------------------------------------------------------
+    def cont_loss(self, mu: torch.Tensor, logvar: torch.Tensor | None,
+                  target: torch.Tensor) -> torch.Tensor:
+        """MSE (3-head) or Gaussian NLL up to its constant (4-head) of ``target`` under Q."""
+        if logvar is None:
+            return F.mse_loss(mu, target)
+        return 0.5 * (logvar + (target - mu).square() * torch.exp(-logvar)).mean()
+
+    def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        codes = b.latent["codes"]
+        cat, cont = codes[:, :self.cat_dim], codes[:, self.cat_dim:]  # one-hot [B, 10], [B, 2]
+        q = self.D.heads(self.generate(b.latent))
+        cat_loss = F.cross_entropy(q.cat_logits, cat)  # one-hot probabilities as targets
+        cont_loss = self.cont_loss(q.cont_mu, q.cont_logvar, cont)
+        w = self.cfg.info_cont_weight
+        loss = cat_loss + w * cont_loss
+        acc = (q.cat_logits.argmax(1) == cat.argmax(1)).float().mean()
+        logs = {"loss_info": loss.detach(), "info_cat": cat_loss.detach(),
+                "info_cont": cont_loss.detach(), "info_cat_acc": acc.detach()}
+        if self.cfg.supervised_code or self.cfg.thickness_guidance:
+            qr = self.D.heads(b.real)
+            if self.cfg.supervised_code:
+                sup = F.cross_entropy(qr.cat_logits, b.labels)
+                loss = loss + sup
+                logs["info_sup"] = sup.detach()
+            if self.cfg.thickness_guidance:
+                target = thickness_quantile(b.real, b.labels)[:, None]  # [B, 1]
+                logvar0 = qr.cont_logvar[:, :1] if qr.cont_logvar is not None else None
+                thick = self.cont_loss(qr.cont_mu[:, :1], logvar0, target)
+                loss = loss + w * thick
+                logs["info_thick"] = thick.detach()
+        return loss, logs
+
+    def phases(self) -> list[Phase]:
+        """D, G, then the info phase over G + D (the seed's third Adam)."""
+        params = list(self.G.parameters()) + list(self.D.parameters())
+        return [*super().phases(), Phase("info", self.info_loss, params, self.cfg.info_lr)]
+
+
+VARIANT = InfoGAN

@@ -1,0 +1,30 @@
+"""WGAN (Arjovsky et al. 2017): a critic with clipped weights, n_critic critic steps per G step."""
+
+import torch
+
+from .dcgan import DCGAN
+
+
+class WGAN(DCGAN):
+    name = "wgan"
+    summary = "DCGAN nets, Wasserstein critic (no sigmoid), weights clipped to +-clip_value"
+    loss_kind = "wgan"
+    # The WGAN paper: RMSprop lr 5e-5, clip 0.01, n_critic 5, batch 64. The critic drops BN
+    # (clipping BN's scale is pointless); no label smoothing, constant learning rate.
+    preset = dict(optimizer="rmsprop", lr_d=5e-5, lr_g=5e-5, n_critic=5, clip_value=0.01,
+                  batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                  latent_dist="normal", spectral_norm=False, d_batch_norm=False)
+
+    @torch.no_grad()
+    def clip_critic(self) -> None:
+        """Clamp every critic parameter to [-clip_value, clip_value] (in place)."""
+        c = self.cfg.clip_value
+        for p in self.D.parameters():
+            p.clamp_(-c, c)
+
+    def after_d(self) -> None:
+        self.clip_critic()
+        super().after_d()
+
+
+VARIANT = WGAN
