@@ -1,0 +1,55 @@
+"""``python -m gan_accel.sample --onnx FILE``: sample grids from an exported generator.
+
+The latent is drawn with torch exactly as ``--checkpoint`` draws it (same seed, same order),
+so a grid from the .onnx file matches the grid from the checkpoint it was exported from.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gan_accel.errors import UserError
+from gan_accel.variants.base import LatentSpec
+
+from .runtime import CPU, CUDA, ModelFileError, OnnxGenerator
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return [CPU]
+    if device.startswith("cuda"):
+        if CUDA not in ort.get_available_providers():
+            raise UserError(f"--device {device}: this onnxruntime has no CUDA provider; "
+                            "install onnxruntime-gpu or use --device cpu")
+        return [CUDA, CPU]
+    raise UserError(f"--device {device} is not cpu or cuda")
+
+
+def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
+    """Images [args.n, 1, 28, 28] (torch, float32) from ``args.onnx`` and its output range."""
+    for flag in ("best", "ema"):
+        if getattr(args, flag, False):
+            raise UserError(f"--{flag} applies to --checkpoint; an .onnx file holds the weights "
+                            "chosen at export (gan_accel.export --best/--ema)")
+    try:
+        gen = OnnxGenerator(args.onnx, providers=_providers(args.device))
+    except ModelFileError as exc:
+        raise UserError(str(exc)) from None
+    m = gen.meta
+    spec = LatentSpec(m.z_dim, m.z_dist, m.num_classes, m.cat_dim, m.cont_dim)
+    kw = {}
+    if args.label is not None:
+        if not gen.num_labels:
+            raise UserError(f"--label needs a conditional model; {m.variant} has no labels")
+        if not 0 <= args.label < gen.num_labels:
+            raise UserError(f"--label {args.label} is out of range 0..{gen.num_labels - 1}")
+        fixed = torch.full((args.n,), args.label, dtype=torch.long)
+        kw = {"label": fixed} if m.num_classes else {"cat": fixed}
+    latent = spec.sample(args.n, "cpu", torch.Generator().manual_seed(args.seed), **kw)
+    try:
+        images = gen.run(**{k: v.numpy() for k, v in latent.items()})
+    except ValueError as exc:
+        raise UserError(f"{args.onnx}: {exc}") from None
+    return torch.from_numpy(images), gen.output_range

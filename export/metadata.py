@@ -1,0 +1,93 @@
+"""What an exported generator carries in its ONNX ``metadata_props`` (no torch needed).
+
+Every value is a plain string, so any ONNX viewer shows it. ``ModelMeta`` is the parsed form:
+enough to draw the generator's inputs and read its pixels without the training checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+FORMAT = "gan-accel-onnx/1"
+OUTPUT_NAME = "image"
+OUTPUT_RANGES = ("unit", "symmetric")  # [0, 1] and [-1, 1]
+Z_DISTS = ("normal", "uniform")  # N(0, 1) and U(-1, 1)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """The facts a runtime needs: variant, latent spec, pixel range, provenance."""
+
+    variant: str
+    z_dim: int
+    z_dist: str = "normal"
+    num_classes: int = 0  # > 0: a ``label`` int64 [B] input
+    cat_dim: int = 0  # codes = one-hot(cat_dim) ++ U(-1, 1)^cont_dim
+    cont_dim: int = 0
+    output_range: str = "unit"
+    step: int | None = None  # training steps behind the weights (None: untrained/unknown)
+    dtype: str = "float32"  # the weights' and activations' dtype inside the graph
+    io_dtype: str = "float32"  # the dtype of the float inputs and of ``image``
+    opset: int = 0
+    exporter: str = "dynamo"
+    source: str = ""  # the checkpoint the weights came from, if any
+    ema: bool = False
+    versions: dict = field(default_factory=dict)  # gan_accel, torch, onnx
+
+    @property
+    def input_names(self) -> list[str]:
+        names = ["z"]
+        if self.num_classes:
+            names.append("label")
+        if self.cat_dim or self.cont_dim:
+            names.append("codes")
+        return names
+
+    @property
+    def code_dim(self) -> int:
+        return self.cat_dim + self.cont_dim
+
+    def to_props(self) -> dict[str, str]:
+        """Flat ``{key: string}`` for ``ModelProto.metadata_props``."""
+        d = asdict(self)
+        props = {"format": FORMAT}
+        for key, value in d.items():
+            if key == "versions":
+                props.update({f"version.{k}": str(v) for k, v in value.items()})
+            elif value is None:
+                props[key] = ""
+            else:
+                props[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        props["input_names"] = ",".join(self.input_names)
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str = "model") -> ModelMeta:
+        """Parse :meth:`to_props` output; ValueError naming ``where`` if it is not ours."""
+        if props.get("format") != FORMAT:
+            raise ValueError(f"{where} has no gan-accel metadata (format {FORMAT!r}); export it "
+                             "with `python -m gan_accel.export`")
+        try:
+            meta = cls(
+                variant=props["variant"], z_dim=int(props["z_dim"]), z_dist=props["z_dist"],
+                num_classes=int(props["num_classes"]), cat_dim=int(props["cat_dim"]),
+                cont_dim=int(props["cont_dim"]), output_range=props["output_range"],
+                step=int(props["step"]) if props.get("step") else None,
+                dtype=props["dtype"], io_dtype=props.get("io_dtype", "float32"),
+                opset=int(props.get("opset", 0)), exporter=props.get("exporter", ""),
+                source=props.get("source", ""), ema=props.get("ema") == "true",
+                versions={k[len("version."):]: v for k, v in props.items()
+                          if k.startswith("version.")})
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{where} has broken gan-accel metadata ({exc!r}); "
+                             "re-export it") from None
+        meta.check(where)
+        return meta
+
+    def check(self, where: str = "model") -> None:
+        if self.z_dim < 1 or min(self.num_classes, self.cat_dim, self.cont_dim) < 0:
+            raise ValueError(f"{where}: bad latent sizes in its metadata: {self}")
+        if self.z_dist not in Z_DISTS:
+            raise ValueError(f"{where}: unknown latent distribution {self.z_dist!r}")
+        if self.output_range not in OUTPUT_RANGES:
+            raise ValueError(f"{where}: unknown output range {self.output_range!r}")
