@@ -1,0 +1,182 @@
+"""One full training step per variant: eager vs compiled vs compiled + Triton kernels.
+
+A "step" is ``Trainer.train_step(real, labels)`` on real batches from the trainer's own data
+loader: every phase due at that step (D, G, InfoGAN's info phase, ...). Variants whose
+phases do not all run every step (WGAN: G once per ``n_critic`` D steps) are timed over a
+whole cycle of ``lcm(phase.every)`` steps and reported per step, so the numbers include every
+phase in its true proportion.
+
+Modes: ``eager`` (``--kernels torch``), ``compiled`` (``--compile``, PyTorch ops) and
+``compiled+triton`` (``--compile --kernels triton``: the fused spectral-norm / gradient-penalty
+kernels; CUDA only, or the Triton interpreter with ``--allow-interpreter`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import math
+import tempfile
+import warnings
+
+import torch
+
+from .common import Context, Result, RssPeak, add_speedups, rss_bytes, time_fn, timed_once
+
+MODES = ("eager", "compiled", "compiled+triton")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("train suite")
+    g.add_argument("--models", default=None, metavar="NAME,...",
+                   help="variants to time (default: every variant; --quick: dcgan)")
+    g.add_argument("--train-batch", type=int, default=None, metavar="B",
+                   help="images per training step (default: 64; --quick: 16)")
+    g.add_argument("--modes", default=",".join(MODES), metavar="MODE,...",
+                   help=f"subset of {','.join(MODES)} (default: all; compiled+triton needs "
+                        "CUDA or --allow-interpreter)")
+
+
+def _models(args, quick: bool) -> list[str]:
+    from gan_accel.errors import UserError
+    from gan_accel.variants import VARIANTS
+
+    if not args.models:
+        return ["dcgan"] if quick else list(VARIANTS)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in VARIANTS]
+    if unknown:
+        raise UserError(f"--models: unknown {', '.join(unknown)}; choose from "
+                        f"{', '.join(VARIANTS)}")
+    return names
+
+
+def _modes(text: str) -> list[str]:
+    from gan_accel.errors import UserError
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODES]
+    if bad:
+        raise UserError(f"--modes: unknown {', '.join(bad)}; choose from {', '.join(MODES)}")
+    if "eager" not in names:
+        names.insert(0, "eager")  # the speedup baseline
+    return names
+
+
+def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: str):
+    """A Trainer for ``model`` in ``mode`` with the preset's hyperparameters."""
+    from gan_accel.config import TrainConfig
+    from gan_accel.train import build_ops
+    from gan_accel.trainer import Trainer
+
+    kernels = "triton" if mode == "compiled+triton" else "torch"
+    cfg = TrainConfig.preset(model, batch_size=batch, progress=False, out=out,
+                             device=str(device), compile=mode != "eager", kernels=kernels)
+    ops = build_ops(kernels, device, log=lambda *a: None)
+    return Trainer(cfg, ops=ops, log=lambda *a: None)
+
+
+def cycle_length(trainer) -> int:
+    return math.lcm(*(ph.every for ph in trainer.phases))
+
+
+def run(args: argparse.Namespace, ctx: Context) -> Result:
+    device, log = ctx.device, ctx.log
+    models = _models(args, ctx.quick)
+    modes = _modes(args.modes)
+    batch = args.train_batch or (16 if ctx.quick else 64)
+    config = {"models": models, "modes": modes, "batch": batch, "device": str(device),
+              "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32",
+              "compile_mode": "default"}
+    mem_kind = ("torch.cuda.max_memory_allocated during one cycle (all tensors: model, "
+                "optimizer state, data on device, activations)" if device.type == "cuda" else
+                "CPU peak RSS during one untimed cycle minus RSS before the trainer was built "
+                "(sampled every 2 ms from /proc/self/statm; the allocator keeps freed memory, "
+                "so later runs in one process can read low: indicative only)")
+    notes = ["time per training step (all phases due, cycle-averaged); images/s = batch / p50",
+             "speedup = eager p50 / mode p50 for the same variant, measured in the same run",
+             "compile_s = first cycle (Dynamo + Inductor compile of every phase + one step)",
+             f"peak_mem_mb: {mem_kind}"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gan-accel-bench-train-") as tmp:
+        for model in models:
+            for mode in modes:
+                row = {"model": model, "mode": mode, "batch": batch}
+                if mode == "compiled+triton" and device.type != "cuda" \
+                        and not ctx.allow_interpreter:
+                    row["status"] = "needs CUDA (Triton kernels; --allow-interpreter for a " \
+                                    "CPU smoke run)"
+                else:
+                    try:
+                        row.update(_measure(model, mode, batch, f"{tmp}/{model}-{mode}", ctx))
+                    except torch.OutOfMemoryError:
+                        row["status"] = "oom"
+                        torch.cuda.empty_cache()
+                    except Exception as exc:  # noqa: BLE001 - one failing variant is a row
+                        row["status"] = f"error: {type(exc).__name__}: {exc}"[:300]
+                for k in ("p20_ms", "p50_ms", "p80_ms", "samples", "images_per_s"):
+                    row.setdefault(k, None)
+                rows.append(row)
+                log(_line(row))
+    add_speedups(rows, ("model", "batch"), "mode", "eager")
+    if device.type != "cuda" and "compiled+triton" in modes and ctx.allow_interpreter:
+        notes.append("compiled+triton rows ran under the Triton CPU interpreter: their "
+                     "timings are meaningless (smoke run only)")
+    return Result("train", config, rows, notes)
+
+
+def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
+    device = ctx.device
+    torch._dynamo.reset()  # every trainer compiles afresh (shared loss code objects)
+    gc.collect()
+    rss_before = rss_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = make_trainer(model, mode, batch, device, out)
+    k = cycle_length(trainer)
+    real_batches = list(itertools.islice(trainer.loader.epoch(0), k))
+    assert len(real_batches) == k, "dataset too small for one cycle"
+
+    def cycle():
+        for real, labels in real_batches:
+            trainer.train_step(real, labels)
+
+    compile_s = timed_once(cycle, device)
+    for _ in range(1 if ctx.quick else 2):
+        timed_once(cycle, device)
+    timing = time_fn(cycle, device, ctx.threads, ctx.budget)
+    row = {"phases": ",".join(ph.name for ph in trainer.phases), "steps_per_sample": k,
+           "p20_ms": timing.p20_ms / k, "p50_ms": timing.p50_ms / k,
+           "p80_ms": timing.p80_ms / k, "samples": timing.samples, "timer": timing.method,
+           "images_per_s": round(batch / (timing.p50_ms / k / 1e3), 1),
+           "compile_s" if mode != "eager" else "first_cycle_s": round(compile_s, 3),
+           "kernels": trainer.ops.name}
+    row.update(_peak_memory(cycle, device, rss_before))
+    row["status"] = "ok"
+    return row
+
+
+def _peak_memory(cycle, device: torch.device, rss_before: int | None) -> dict:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        cycle()
+        torch.cuda.synchronize(device)
+        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 2),
+                "mem_kind": "cuda_max_allocated"}
+    with RssPeak() as peak:
+        cycle()
+    if rss_before is None or not peak.peak:
+        return {"peak_mem_mb": None, "mem_kind": "unavailable"}
+    return {"peak_mem_mb": round((peak.peak - rss_before) / 2**20, 2),
+            "mem_kind": "cpu_rss_delta"}
+
+
+def _line(row: dict) -> str:
+    if row.get("p50_ms") is None:
+        return f"  {row['model']:<8} {row['mode']:<16}: {row.get('status')}"
+    extra = f"  (compile {row['compile_s']:.1f} s)" if "compile_s" in row else ""
+    return (f"  {row['model']:<8} {row['mode']:<16}: {row['p50_ms']:.2f} ms/step "
+            f"[{row['p20_ms']:.2f}, {row['p80_ms']:.2f}]  {row['images_per_s']:,.0f} img/s"
+            + extra)
