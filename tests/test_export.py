@@ -224,6 +224,26 @@ def test_other_opset_exports(tmp_path):
     assert [o.version for o in model.opset_import if o.domain == ""] == [20]
 
 
+def test_torchscript_fallback_is_announced(tmp_path, monkeypatch, capsys):
+    real_export = torch.onnx.export
+
+    def no_dynamo(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise RuntimeError("simulated dynamo failure")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", no_dynamo)
+    v = make_variant("infogan")
+    report = export_generator(v, tmp_path / "ts.onnx")
+    assert "(simulated dynamo failure); using the TorchScript exporter" in capsys.readouterr().err
+    assert report["exporter"] == "torchscript" and report["batchnorm_nodes"] == 0
+    assert max(report["max_abs_err"].values()) <= FP32_TOLERANCE
+    gen = OnnxGenerator(tmp_path / "ts.onnx", providers=[CPU])
+    assert gen.meta.exporter == "torchscript" and gen.input_names == ["z", "codes"]
+    feeds = gen.latent(256, seed=0)
+    assert np.abs(gen.run(**feeds) - eager(v, feeds)).max() <= FP32_TOLERANCE
+
+
 # ---------------------------------------------------------------------------------------------
 # the CLIs on a tiny trained run
 # ---------------------------------------------------------------------------------------------
