@@ -16,7 +16,6 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,7 +187,7 @@ class Timing:
     p20_ms: float
     p50_ms: float
     p80_ms: float
-    samples: int
+    samples: int | None  # None: do_bench does not report its count
     method: str
 
     def as_row(self) -> dict:
@@ -220,20 +219,21 @@ class TimingBudget:
 
 
 def time_fn(fn: Callable[[], object], device: torch.device, threads: int,
-            budget: TimingBudget) -> Timing:
+            budget: TimingBudget, host: bool = False) -> Timing:
     """Time ``fn()`` (already warmed up) and return p20/p50/p80 in ms.
 
-    CUDA: ``triton.testing.do_bench`` (CUDA events, L2 flushed between calls). CPU:
+    CUDA: ``triton.testing.do_bench`` (CUDA events, L2 flushed between calls). CPU, or
+    ``host=True`` (work that synchronises on its own, e.g. ONNX Runtime with numpy in/out):
     ``torch.utils.benchmark.Timer.blocked_autorange`` with ``threads`` threads; each sample
     is the mean of one block of ``number_per_run`` calls, topped up to ``min_samples``
     blocks.
     """
-    if device.type == "cuda":
+    if device.type == "cuda" and not host:
         import triton.testing
 
         p20, p50, p80 = triton.testing.do_bench(fn, warmup=budget.warmup_ms, rep=budget.rep_ms,
                                                 quantiles=[0.2, 0.5, 0.8])
-        return Timing(p20, p50, p80, samples=-1, method="triton.testing.do_bench")
+        return Timing(p20, p50, p80, samples=None, method="triton.testing.do_bench")
     from torch.utils.benchmark import Timer
 
     timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
@@ -253,43 +253,6 @@ def timed_once(fn: Callable[[], object], device: torch.device) -> float:
     fn()
     sync(device)
     return time.perf_counter() - t0
-
-
-# -- memory --------------------------------------------------------------------------------
-def rss_bytes() -> int | None:
-    """Current resident set size of this process (Linux /proc), None elsewhere."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-class RssPeak:
-    """Context manager sampling RSS every ``interval`` s in a thread; ``.peak`` in bytes.
-
-    Used in a separate, untimed pass (the sampling thread takes the GIL now and then).
-    """
-
-    def __init__(self, interval: float = 0.002):
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes() or 0)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssPeak:
-        self.peak = rss_bytes() or 0
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes() or 0)
 
 
 # -- results -------------------------------------------------------------------------------
@@ -316,8 +279,13 @@ def add_speedups(rows: list[dict], group_keys: tuple[str, ...], name_key: str,
 
 
 def result_stem(env: dict, suite: str, quick: bool) -> str:
+    """``<date>-<device>-<suite>[-quick]``; on CPU ``-<N>t`` follows the device when the run
+    used fewer threads than there are cores (so 1- and 2-thread runs do not overwrite)."""
     date = env["timestamp"][:10]
-    return f"{date}-{env['device_slug']}-{suite}" + ("-quick" if quick else "")
+    device = env["device_slug"]
+    if env.get("device_type") == "cpu" and env.get("threads") != env.get("cpu_cores"):
+        device += f"-{env['threads']}t"
+    return f"{date}-{device}-{suite}" + ("-quick" if quick else "")
 
 
 def to_document(result: Result, env: dict, quick: bool) -> dict:

@@ -101,7 +101,7 @@ class OrtBackend:
 
 
 def _export(variant, path: Path, log) -> tuple[str, float]:
-    """Export G with a dynamic batch axis; returns (exporter used, seconds)."""
+    """Export G with a dynamic batch axis; returns (exporter description, export seconds)."""
     import time
 
     t0 = time.perf_counter()
@@ -109,10 +109,13 @@ def _export(variant, path: Path, log) -> tuple[str, float]:
         from export.onnx_export import export_generator
     except ImportError:
         export_generator = None
-    if export_generator is not None:
-        export_generator(variant, path, validate=False)
-        return "export.onnx_export.export_generator", time.perf_counter() - t0
-    log("inference: export/ is not importable; exporting with torch.onnx.export directly")
+    if export_generator is not None:  # BN folded, first ConvT as a Linear, gan-accel metadata
+        report = export_generator(variant, path, validate=False)
+        desc = (f"export.onnx_export ({report.get('exporter')}, opset {report.get('opset')}, "
+                f"{report.get('batchnorm_nodes')} BatchNorm nodes left)")
+        return desc, float(report.get("export_seconds", time.perf_counter() - t0))
+    log("inference: export/onnx_export.py is not importable; exporting with "
+        "torch.onnx.export directly")
     G = variant.G.cpu().eval()
     names = variant.latent.input_names
     sample = {k: v[:2] for k, v in variant.latent.sample(2, "cpu").items()}
@@ -211,6 +214,11 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                 _finish_row(row, nbytes, peak)
                 rows.append(row)
                 log(_line(row))
+    exporters = {o.exporter for o in ort.values() if isinstance(o, OrtBackend)}
+    if exporters:
+        config["onnx_exporter"] = sorted(exporters)[0]
+        notes.append("ort rows run the exported graph (export/ folds BatchNorm into the convs "
+                     "and may rewrite layers): same images, not the same op sequence as eager")
     add_speedups(rows, ("model", "batch"), "backend", "eager")
     for r in rows:
         for k in ("p20_ms", "p50_ms", "p80_ms", "samples", "speedup"):
@@ -278,7 +286,8 @@ def _measure(name: str, G, latent, reference, ort, ctx: Context) -> dict:
     out = call()
     out = torch.as_tensor(np.asarray(out.cpu() if torch.is_tensor(out) else out))
     row["max_abs_diff"] = float((out.float() - reference.float().cpu()).abs().max())
-    timing = time_fn(call, device, ctx.threads, ctx.budget)
+    # ONNX Runtime takes and returns host numpy arrays: a synchronous call, timed on the host
+    timing = time_fn(call, device, ctx.threads, ctx.budget, host=name.startswith("ort-"))
     row.update(timing.as_row())
     row["status"] = "ok"
     return row

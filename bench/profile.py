@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, ctx: Context, out_stem: Path) -> tuple[Result,
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     trace = out_stem.with_name(out_stem.name + ".trace.json")
     prof.export_chrome_trace(str(trace))
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     averages = prof.key_averages()
     table = averages.table(sort_by=sort, row_limit=30, max_name_column_width=70)
     phase_rows = _phase_rows(averages, trainer, device)

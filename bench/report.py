@@ -26,7 +26,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
               ("p20 ms/step", "p20_ms"), ("p50 ms/step", "p50_ms"), ("p80 ms/step", "p80_ms"),
               ("images/s", "images_per_s"), ("speedup vs eager", "speedup"),
               ("compile s", "compile_s"), ("peak mem MB", "peak_mem_mb"),
-              ("status", "status")],
+              ("step mem MB", "step_mem_mb"), ("status", "status")],
     "kernels": [("op", "op"), ("shape", "shape"), ("pass", "pass"), ("impl", "impl"),
                 ("p20 µs", "p20_us"), ("µs/call (p50)", "us_per_call"), ("p80 µs", "p80_us"),
                 ("speedup vs baseline", "speedup"), ("GB/s", "gbps"),

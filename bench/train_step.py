@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from .common import Context, Result, RssPeak, add_speedups, rss_bytes, time_fn, timed_once
+from .common import Context, Result, add_speedups, time_fn, timed_once
 
 MODES = ("eager", "compiled", "compiled+triton")
 
@@ -89,11 +89,12 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
     config = {"models": models, "modes": modes, "batch": batch, "device": str(device),
               "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32",
               "compile_mode": "default"}
-    mem_kind = ("torch.cuda.max_memory_allocated during one cycle (all tensors: model, "
-                "optimizer state, data on device, activations)" if device.type == "cuda" else
-                "CPU peak RSS during one untimed cycle minus RSS before the trainer was built "
-                "(sampled every 2 ms from /proc/self/statm; the allocator keeps freed memory, "
-                "so later runs in one process can read low: indicative only)")
+    mem_kind = ("torch.cuda.max_memory_allocated over one untimed cycle (every CUDA tensor: "
+                "model, optimizer state, the dataset on the device, activations); step_mem_mb "
+                "= that peak minus what was allocated before the cycle" if device.type == "cuda"
+                else "state_mem_mb (params, buffers, optimizer state) + step_mem_mb, the peak of "
+                "CPU tensor bytes allocated during one untimed cycle beyond those live at its "
+                "start (torch.profiler allocation events); tensor bytes, not process RSS")
     notes = ["time per training step (all phases due, cycle-averaged); images/s = batch / p50",
              "speedup = eager p50 / mode p50 for the same variant, measured in the same run",
              "compile_s = first cycle (Dynamo + Inductor compile of every phase + one step)",
@@ -130,7 +131,6 @@ def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
     device = ctx.device
     torch._dynamo.reset()  # every trainer compiles afresh (shared loss code objects)
     gc.collect()
-    rss_before = rss_bytes()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = make_trainer(model, mode, batch, device, out)
@@ -152,25 +152,60 @@ def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
            "images_per_s": round(batch / (timing.p50_ms / k / 1e3), 1),
            "compile_s" if mode != "eager" else "first_cycle_s": round(compile_s, 3),
            "kernels": trainer.ops.name}
-    row.update(_peak_memory(cycle, device, rss_before))
+    row.update(_peak_memory(trainer, cycle, device))
     row["status"] = "ok"
     return row
 
 
-def _peak_memory(cycle, device: torch.device, rss_before: int | None) -> dict:
+def _state_bytes(trainer) -> int:
+    """Bytes of the tensors that live across steps: variant params/buffers, optimizer state."""
+    seen: dict[int, int] = {}
+    tensors = list(trainer.variant.parameters()) + list(trainer.variant.buffers())
+    for opt in trainer.optims.values():
+        for state in opt.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+    for t in tensors:
+        seen[t.data_ptr()] = t.numel() * t.element_size()
+    return sum(seen.values())
+
+
+def cpu_transient_peak(fn) -> int:
+    """Peak bytes of CPU tensors allocated by ``fn()`` beyond those live when it started.
+
+    From the profiler's allocation events (``profile_memory=True``): their running sum in
+    time order, maximised; covers eager and Inductor-compiled code alike.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and str(e.device_type()).endswith("CPU"))
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+def _peak_memory(trainer, cycle, device: torch.device) -> dict:
+    state = _state_bytes(trainer)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         cycle()
         torch.cuda.synchronize(device)
-        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 2),
-                "mem_kind": "cuda_max_allocated"}
-    with RssPeak() as peak:
-        cycle()
-    if rss_before is None or not peak.peak:
-        return {"peak_mem_mb": None, "mem_kind": "unavailable"}
-    return {"peak_mem_mb": round((peak.peak - rss_before) / 2**20, 2),
-            "mem_kind": "cpu_rss_delta"}
+        peak = torch.cuda.max_memory_allocated(device)
+        return {"peak_mem_mb": round(peak / 2**20, 2),
+                "step_mem_mb": round((peak - before) / 2**20, 2),
+                "state_mem_mb": round(state / 2**20, 2), "mem_kind": "cuda_max_allocated"}
+    transient = cpu_transient_peak(cycle)
+    return {"peak_mem_mb": round((state + transient) / 2**20, 2),
+            "step_mem_mb": round(transient / 2**20, 2),
+            "state_mem_mb": round(state / 2**20, 2), "mem_kind": "cpu_profiler_allocations"}
 
 
 def _line(row: dict) -> str:

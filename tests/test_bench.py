@@ -48,7 +48,7 @@ def test_every_suite_writes_json_markdown_and_plot(quick_run):
     out, docs = quick_run
     assert set(docs) == {"inference", "train", "kernels", "profile"}
     for suite, doc in docs.items():
-        stem = f"{doc['env']['timestamp'][:10]}-{doc['env']['device_slug']}-{suite}-quick"
+        stem = f"{doc['env']['timestamp'][:10]}-{doc['env']['device_slug']}-1t-{suite}-quick"
         assert (out / f"{stem}.json").is_file()
         assert (out / f"{stem}.md").read_text().startswith(f"# bench: {suite}")
         if suite in TIMED_SUITES:
@@ -190,5 +190,27 @@ def test_timing_helpers():
     assert peak_for_name("Some Future GPU") is None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-v"]))
+
+def test_quality_dispatch_uses_its_own_options(tmp_path, monkeypatch, capsys):
+    """`python -m bench quality ARGS`: the quality module parses ARGS, its dict is saved."""
+    import types
+
+    import bench
+    from bench.__main__ import main
+
+    fake = types.ModuleType("bench.quality")
+
+    def add_arguments(parser):
+        parser.add_argument("--samples", type=int, default=10)
+        parser.add_argument("--out-dir", default=None)
+
+    fake.add_arguments = add_arguments
+    fake.run = lambda args: {"fid": 12.5, "samples": args.samples, "detail": {"x": 1}}
+    monkeypatch.setitem(sys.modules, "bench.quality", fake)
+    monkeypatch.setattr(bench, "quality", fake, raising=False)
+    assert main(["quality", "--samples", "7", "--out-dir", str(tmp_path)]) == 0
+    (path,) = [p for p in tmp_path.glob("*-quality.json")]
+    doc = json.loads(path.read_text())
+    assert doc["suite"] == "quality" and doc["rows"] == [{"fid": 12.5, "samples": 7,
+                                                          "suite": "quality"}]
+    assert doc["config"]["samples"] == 7 and "fid" in (tmp_path / f"{path.stem}.md").read_text()
