@@ -113,6 +113,10 @@ def test_train_and_kernels_rows(quick_run):
     _, docs = quick_run
     (train,) = _ok_rows(docs["train"])
     assert train["model"] == "dcgan" and train["phases"] == "D,G" and train["batch"] == 16
+    # tensor memory: params + Adam state of G and D (~0.3M params x 4 B x 3), plus the step's
+    assert 2 < train["state_mem_mb"] < 50 and 0 < train["step_mem_mb"] < 500
+    assert train["peak_mem_mb"] == pytest.approx(train["state_mem_mb"] + train["step_mem_mb"],
+                                                 abs=0.02)
     kernels = docs["kernels"]["rows"]
     triton = [r for r in kernels if r["impl"] == "triton"]
     assert triton and all(r["status"] == "needs CUDA" and r["p50_ms"] is None for r in triton)
