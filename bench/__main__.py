@@ -159,7 +159,7 @@ def _run_suite(suite: str, args, ctx, env: dict, out_dir: Path) -> None:
         stem = out_dir / common.result_stem(env, "profile", args.quick)
         result, _files = profile.run(args, ctx, stem)
     elif suite == "quality":
-        result, _ = _quality_result(_quality_module(), [], ctx.log)
+        result, _ = _quality_result(_quality_module(), _quality_argv(args, ctx), ctx.log)
     else:
         from . import inference, kernels_bench, train_step
 
@@ -180,6 +180,20 @@ def _quality_module():
                             "checkout") from None
         raise
     return quality
+
+
+def _quality_argv(args, ctx) -> list[str]:
+    """The shared flags the quality suite also understands (--device, --quick) for an
+    all-suites run."""
+    from gan_accel.errors import OneLineParser
+
+    probe = OneLineParser(add_help=False)
+    _quality_module().add_arguments(probe)
+    known = probe._option_string_actions  # noqa: SLF001 - argparse has no public lookup
+    argv = ["--device", str(ctx.device)] if "--device" in known else []
+    if args.quick and "--quick" in known:
+        argv.append("--quick")
+    return argv
 
 
 def _quality_result(quality, argv: list[str], log):
