@@ -235,7 +235,7 @@ def run_quality(argv: list[str]) -> int:
     env = common.environment(device, threads)
     out_dir = Path(getattr(args, "out_dir", None) or common.DEFAULT_OUT)
     common.write_result(result, env, out_dir, bool(getattr(args, "quick", False)))
-    return 0
+    return 0 if all(r.get("status", "ok") == "ok" for r in result.rows) else 1
 
 
 if __name__ == "__main__":

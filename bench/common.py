@@ -365,6 +365,21 @@ class Context:
     log: Callable[..., None] = print
 
 
+def compile_cache_note() -> str:
+    """Whether Inductor's on-disk caches are on: they make a repeat compile far cheaper."""
+    try:
+        from torch._inductor import config as inductor_config
+
+        on = bool(inductor_config.fx_graph_cache)
+    except Exception:  # noqa: BLE001 - an older/newer torch without the flag
+        return "compile_s: Inductor cache state unknown"
+    if on:
+        return ("compile_s: Inductor's on-disk FX-graph/AOT caches are on, so a shape compiled "
+                "by an earlier run on this machine compiles much faster (cold compiles cost "
+                "several times more)")
+    return "compile_s: Inductor's FX graph cache is off: every compile is cold"
+
+
 def say(*parts) -> None:
     print(*parts, flush=True)
 

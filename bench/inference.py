@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import Context, Result, add_speedups, time_fn, timed_once
+from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
 ALL_BATCHES = [2**i for i in range(13)]  # 1 .. 4096
 QUICK_BATCHES = [1, 8]
@@ -225,6 +225,7 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
             r.setdefault(k, None)
     if device.type != "cuda":
         notes.append("bandwidth fraction: N/A on CPU (no reliable peak DRAM figure)")
+    notes.append(compile_cache_note())
     return Result("inference", config, rows, notes)
 
 

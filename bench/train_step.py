@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from .common import Context, Result, add_speedups, time_fn, timed_once
+from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
 MODES = ("eager", "compiled", "compiled+triton")
 
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
     if device.type != "cuda" and "compiled+triton" in modes and ctx.allow_interpreter:
         notes.append("compiled+triton rows ran under the Triton CPU interpreter: their "
                      "timings are meaningless (smoke run only)")
+    notes.append(compile_cache_note())
     return Result("train", config, rows, notes)
 
 
