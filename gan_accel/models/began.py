@@ -18,8 +18,13 @@ def _conv(cin: int, cout: int, stride: int, sn: Wrap) -> nn.Module:
     return sn(nn.Conv2d(cin, cout, 3, stride, 1))
 
 
+_OUTPUT = {"unit": nn.Sigmoid, "symmetric": nn.Tanh, "linear": nn.Identity}
+
+
 class BEGANDecoder(nn.Module):
-    """h [B, h_dim] -> image [B, 1, 28, 28] in ``output_range`` (Sigmoid 'unit', Tanh)."""
+    """h [B, h_dim] -> image [B, 1, 28, 28]; last layer Sigmoid ('unit'), Tanh ('symmetric')
+    or none ('linear', as the BEGAN paper's autoencoder: no saturating output to get stuck in).
+    """
 
     def __init__(self, h_dim: int = 32, nf: int = 16, output_range: str = "unit",
                  sn: Wrap | None = None):
@@ -32,7 +37,7 @@ class BEGANDecoder(nn.Module):
             nn.Upsample(scale_factor=2), _conv(nf, nf, 1, sn), nn.ELU(),  # [B, nf, 14, 14]
             nn.Upsample(scale_factor=2), _conv(nf, nf, 1, sn), nn.ELU(),  # [B, nf, 28, 28]
             _conv(nf, 1, 1, sn),  # [B, 1, 28, 28]
-            nn.Sigmoid() if output_range == "unit" else nn.Tanh(),
+            _OUTPUT[output_range](),
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -52,8 +57,7 @@ class BEGANDiscriminator(nn.Module):
     ``features(x)`` is the ``[B, h_dim]`` bottleneck code; ``reconstruct(x)`` the image.
     """
 
-    def __init__(self, h_dim: int = 32, nf: int = 16, output_range: str = "unit",
-                 sn: Wrap | None = None):
+    def __init__(self, h_dim: int = 32, nf: int = 16, sn: Wrap | None = None):
         super().__init__()
         sn = sn or _identity
         self.encoder = nn.Sequential(
@@ -62,7 +66,7 @@ class BEGANDiscriminator(nn.Module):
             _conv(2 * nf, 3 * nf, 2, sn), nn.ELU(),  # [B, 3nf, 7, 7]
             nn.Flatten(), sn(nn.Linear(3 * nf * 7 * 7, h_dim)),  # [B, h_dim]
         )
-        self.decoder = BEGANDecoder(h_dim, nf, output_range, sn)
+        self.decoder = BEGANDecoder(h_dim, nf, "linear", sn)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

@@ -22,6 +22,7 @@ from .base import Batch, Logs, Variant
 class BEGAN(Variant):
     name = "began"
     summary = "autoencoder D (L1 reconstruction error), equilibrium k_t, convergence measure"
+    output_range = "symmetric"  # Tanh G, data in [-1, 1]; D's decoder output is linear
     # The BEGAN paper: Adam lr 1e-4 halved when the convergence stalls (here: plateau of the
     # phase losses, factor 0.5), gamma 0.5, lambda_k 1e-3, k_0 = 0, z ~ U(-1, 1), bottleneck
     # width = latent width; no BN, no SN, no label smoothing.
@@ -35,7 +36,7 @@ class BEGAN(Variant):
         self.register_buffer("k", torch.zeros(()))  # k_t, the equilibrium control
 
     def build_generator(self):
-        return BEGANGenerator(self.latent.z_dim, 2 * self.cfg.ngf, self.output_range)
+        return BEGANGenerator(self.latent.z_dim, self.cfg.ngf, self.output_range)
 
     def build_discriminator(self):
         cfg = self.cfg
@@ -44,7 +45,7 @@ class BEGAN(Variant):
                          ("feature-matching", cfg.feature_matching)):
             if on:
                 raise UserError(f"began's autoencoder D does not support --{flag}; drop it")
-        return BEGANDiscriminator(self.latent.z_dim, 2 * cfg.ndf, self.output_range, self.sn)
+        return BEGANDiscriminator(self.latent.z_dim, cfg.ndf, self.sn)
 
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():

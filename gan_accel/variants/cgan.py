@@ -9,7 +9,8 @@ class CGAN(Variant):
     summary = "label-conditioned fully connected G(z, y) and D(x, y), BCE loss"
     output_range = "symmetric"
     # As the MLP GAN (the sources give no numbers); the label enters both nets through a
-    # learned 10-d embedding concatenated to the input.
+    # learned 10-d embedding concatenated to the input, and D also projects a label embedding
+    # onto its last hidden layer (MLPDiscriminator's ``projection``).
     preset = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
                   plateau_factor=1.0, latent_dim=64, latent_dist="normal",
                   spectral_norm=False, d_batch_norm=False)
@@ -24,7 +25,7 @@ class CGAN(Variant):
 
     def build_discriminator(self):
         return MLPDiscriminator(self.num_classes, sn=self.sn,
-                                minibatch_disc=self.cfg.minibatch_disc)
+                                minibatch_disc=self.cfg.minibatch_disc, projection=True)
 
 
 VARIANT = CGAN
