@@ -22,6 +22,12 @@ from gan_accel.variants import VARIANTS, Batch, build_variant
 ZOO = ["gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "infogan", "began", "sngan"]
 COMPILED = [n for n in ZOO if n != "dcgan"]  # dcgan's is in tests/test_trainer.py
 SN_BY_DEFAULT = {"dcgan", "sngan", "infogan"}
+# began's autoencoder has BN after fully connected layers: at batch 8 many weight gradients
+# are at rounding-noise level (the loss is blind to batch-constant shifts), and Adam turns
+# each into a +-lr step whose sign eager and compiled draw differently; after one update the
+# two runs drift apart everywhere (measured: most weights differ after 3 steps). Its compiled
+# phases are compared with eager at shared weights instead.
+CHAOTIC = {"began"}
 
 
 def quiet(*_):
@@ -77,6 +83,12 @@ def test_compiled_training_matches_eager(name, runs):
     te, init, rows_e = runs(name, False)
     tc, _, rows_c = runs(name, True)
     assert len(rows_e) == len(rows_c) == 3
+    if name in CHAOTIC:
+        # Only the first D phase runs at identical weights here; see CHAOTIC and
+        # test_began_compiled_phases_match_eager_at_the_same_weights for the full check.
+        for key in ("loss_d", "d_real", "d_fake", "k_t", "convergence"):
+            assert rows_c[0][key] == pytest.approx(rows_e[0][key], rel=1e-4, abs=1e-6), key
+        return
     for i, (a, b) in enumerate(zip(rows_e, rows_c, strict=True)):
         rel = 1e-4 if i == 0 else 2e-3
         for key, value in a.items():
@@ -98,6 +110,33 @@ def test_compiled_training_matches_eager(name, runs):
         moved = [not torch.equal(se[k], init[k]) for k in se
                  if k.startswith(net) and se[k].is_floating_point()]
         assert any(moved), f"{name}: {net[0]} did not change in 3 steps"
+
+
+def test_began_compiled_phases_match_eager_at_the_same_weights():
+    torch.manual_seed(0)
+    v = build_variant(TrainConfig.preset("began"))
+    v.k.fill_(0.3)  # so the D loss depends on the fake term too
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    lat = v.latent.sample(16, "cpu", torch.Generator().manual_seed(1))
+    batch = Batch(real, torch.zeros(16, dtype=torch.long), lat)
+    start = {k: t.clone() for k, t in v.state_dict().items()}
+    for phase in v.phases():
+        results = []
+        for fn in (phase.loss, torch.compile(phase.loss, fullgraph=True)):
+            v.load_state_dict(start)
+            v.zero_grad(set_to_none=True)
+            loss, logs = fn(batch)
+            loss.backward()
+            grads = [p.grad.clone() for p in phase.params if p.grad is not None]
+            state = {k: t.clone() for k, t in v.state_dict().items()}
+            results.append((loss.detach(), grads, state))
+        (le, ge, se), (lc, gc, sc) = results
+        assert ge, phase.name
+        torch.testing.assert_close(lc, le, rtol=1e-5, atol=1e-6)
+        for a, b in zip(ge, gc, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        for k in se:  # k_t and the BN running statistics move the same way
+            torch.testing.assert_close(sc[k], se[k], rtol=1e-5, atol=1e-6)
 
 
 def test_dcgan_family_parameter_counts():
