@@ -126,13 +126,19 @@ def _version(module: str) -> str | None:
 
 
 def git_commit() -> str | None:
-    """HEAD of the repository (read-only ``git rev-parse``), or None outside a checkout."""
+    """HEAD of the repository (read-only ``git``), ``+dirty`` when tracked files differ from
+    it (the numbers then come from code no commit holds); None outside a checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, timeout=10)
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=REPO, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def loadavg() -> list[float] | None:
