@@ -196,11 +196,12 @@ def _quality_argv(args, ctx) -> list[str]:
     return argv
 
 
-def _quality_result(quality, argv: list[str], log):
+def _quality_result(quality, argv: list[str], log, before_run=None):
     """Parse ``argv`` with the quality suite's own options, run it, wrap its dict.
 
-    Returns ``(Result, namespace)``; a ``rows`` list in the dict becomes the rows, otherwise
-    its scalar entries make one row.
+    ``before_run(namespace)`` is called between parsing and running. Returns
+    ``(Result, namespace)``; a ``rows`` list in the dict becomes the rows, otherwise its
+    scalar entries make one row.
     """
     from gan_accel.errors import OneLineParser
 
@@ -210,6 +211,8 @@ def _quality_result(quality, argv: list[str], log):
                            description="Sample-quality benchmark (bench/quality.py).")
     quality.add_arguments(parser)
     args = parser.parse_args(argv)
+    if before_run is not None:
+        before_run(args)
     out = quality.run(args)
     if not isinstance(out, dict):
         raise TypeError(f"bench.quality.run returned {type(out).__name__}, expected a dict")
@@ -228,11 +231,14 @@ def run_quality(argv: list[str]) -> int:
 
     from . import common
 
-    quality = _quality_module()
-    result, args = _quality_result(quality, argv, common.say)
-    device = common.pick_device(str(getattr(args, "device", "auto") or "auto"))
-    threads = torch.get_num_threads()
-    env = common.environment(device, threads)
+    envs = []
+
+    def environment(args) -> None:  # taken before the run: commit and load at its start
+        device = common.pick_device(str(getattr(args, "device", "auto") or "auto"))
+        envs.append(common.environment(device, torch.get_num_threads()))
+
+    result, args = _quality_result(_quality_module(), argv, common.say, environment)
+    env = envs[0]
     out_dir = Path(getattr(args, "out_dir", None) or common.DEFAULT_OUT)
     common.write_result(result, env, out_dir, bool(getattr(args, "quick", False)))
     return 0 if all(r.get("status", "ok") == "ok" for r in result.rows) else 1

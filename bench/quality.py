@@ -220,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                                        "same budget, then evaluate it.")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    env = environment(pick_device(args.device), torch.get_num_threads())  # commit at the start
     out = run(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(out["config"])
     result = Result("quality", config, out["rows"], out["notes"])
-    env = environment(pick_device(args.device), torch.get_num_threads())
     write_result(result, env, args.out_dir or DEFAULT_OUT, args.quick)
     return 0 if all(r["status"] == "ok" for r in out["rows"]) else 1
 
