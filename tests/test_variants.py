@@ -146,7 +146,8 @@ def test_dcgan_family_parameter_counts():
     assert counts["dcgan"] == (172_608, 142_208)  # seed: SN + BN
     assert counts["lsgan"] == (172_608, 142_208)  # BN, no SN
     assert counts["sngan"] == (172_608, 141_824)  # seed: SN only
-    assert counts["wgan"] == counts["wgan-gp"] == (172_608, 141_824)  # no BN in the critic
+    assert counts["wgan"] == (172_608, 142_208)  # BN in the critic, as the WGAN paper's DCGAN
+    assert counts["wgan-gp"] == (172_608, 141_824)  # no BN: the penalty is per sample
 
 
 def _weight_layers(module):
