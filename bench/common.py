@@ -126,14 +126,17 @@ def _version(module: str) -> str | None:
 
 
 def git_commit() -> str | None:
-    """HEAD of the repository (read-only ``git``), ``+dirty`` when tracked files differ from
-    it (the numbers then come from code no commit holds); None outside a checkout."""
+    """HEAD of the repository (read-only ``git``), ``+dirty`` when tracked files other than
+    docs and results differ from it (the numbers then come from code no commit holds); None
+    outside a checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, timeout=10)
         if out.returncode != 0 or not out.stdout.strip():
             return None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                 ".", ":(exclude)*.md", ":(exclude)docs",
+                                 ":(exclude)bench/results"],
                                 cwd=REPO, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
