@@ -52,6 +52,10 @@ class TrainConfig:
     minibatch_disc: bool = _opt(False, "minibatch discrimination layer in D")
     historical_averaging: float = _opt(0.0, "weight of the historical-averaging penalty",
                                        min=0.0)
+    augment: str = _opt("none", "differentiable augmentation of every image D sees: none, or a "
+                        "comma-separated list of translation, cutout, color")
+    augment_p: float = _opt(1.0, "probability of each augmentation per image", min=0.0,
+                            max=1.0)
     clip_value: float = _opt(0.01, "WGAN weight clipping bound", min=0.0, exclusive=True)
     gp_lambda: float = _opt(10.0, "WGAN-GP gradient penalty weight", min=0.0)
     info_cont_loss: str = _opt("mse", "InfoGAN continuous-code loss: 3-head MSE or 4-head "
@@ -73,7 +77,10 @@ class TrainConfig:
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto")
     # bookkeeping
     seed: int = _opt(0, "random seed (data order, noise, init)", min=0)
-    ema: float = _opt(0.0, "EMA decay for a copy of G (0: off), e.g. 0.999", min=0.0, max=1.0)
+    ema: float = _opt(10.0, "half-life of the EMA generator in thousands of images (0: off); "
+                      "samples, evaluation and export use the EMA generator", min=0.0)
+    ema_rampup: float = _opt(0.05, "cap the EMA half-life at this share of the images seen so "
+                             "far (0: no cap)", min=0.0)
     out: str = _opt("runs/dcgan", "run directory for checkpoints, samples and logs")
     checkpoint_every: int = _opt(0, "checkpoint every N steps (0: every epoch)", min=0)
     keep_last: int = _opt(3, "number of recent checkpoints kept", min=1)
@@ -110,6 +117,12 @@ class TrainConfig:
                     raise UserError(f"{flag} must be {rel} {lo}, got {value}")
             if "max" in meta and value is not None and value > meta["max"]:
                 raise UserError(f"{flag} must be <= {meta['max']}, got {value}")
+        from .augment import parse_policy
+
+        try:
+            parse_policy(self.augment)
+        except ValueError as exc:
+            raise UserError(f"--augment {self.augment!r}: {exc}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -556,7 +556,7 @@ class TrainingEvaluator:
     def __call__(self, trainer) -> dict[str, Any]:
         ref = self._reference(trainer.device)
         variant = trainer.variant
-        G = trainer.ema.module if trainer.ema is not None else variant.G
+        G = trainer.sampling_generator()
         spec = variant.latent
         res = evaluate_generator(generator_sampler(G, spec, trainer.device),
                                  variant.output_range, num_classes=spec.num_classes,

@@ -41,6 +41,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import BatchIterator, load_dataset, to_model_range
+from .ema import GeneratorEMA
 from .errors import CheckpointError, UserError
 from .ops import TORCH_OPS, Ops
 from .plots import plot_losses, save_grid
@@ -131,12 +132,7 @@ class Trainer:
         self.phases: list[Phase] = self.variant.phases()
         self._setup_data()
         self._setup_optim()
-        self.ema = None
-        if cfg.ema > 0:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(self.variant.G, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
-                                     use_buffers=True)
+        self.ema = GeneratorEMA(self.variant.G, cfg.ema, cfg.ema_rampup) if cfg.ema > 0 else None
         self.noise = torch.Generator(device=self.device)
         self.fixed_latent = fixed_latent_for(self.variant, self.device, cfg.seed)
         self.pos = Position()
@@ -203,7 +199,9 @@ class Trainer:
             if step % ph.every:
                 continue
             latent = self.variant.latent.sample(real.shape[0], self.device, self.noise)
-            batch = Batch(real, labels, latent)
+            aug = self.variant.augment
+            batch = Batch(real, labels, latent,
+                          aug.draw(real.shape[0], self.device, self.noise) if aug else None)
             with torch.profiler.record_function(f"{ph.name}_step"):
                 first, t0 = ph.name not in self.first_call_seconds, time.perf_counter()
                 with self._autocast():
@@ -224,9 +222,10 @@ class Trainer:
                     ph.after()
             self.epoch_sums.add(ph.name, loss)
             logs.update(phase_logs)
-        if self.ema is not None:
-            self.ema.update_parameters(self.variant.G)
         self.pos.step += 1
+        if self.ema is not None:
+            images = real.shape[0] * self.world
+            self.ema.update(self.variant.G, self.pos.step * images, images)
         return logs
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
@@ -371,10 +370,16 @@ class Trainer:
                 group["lr"] *= 0.5
 
     # -- pictures --------------------------------------------------------------------------
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples come from: the (calibrated) EMA G when the run keeps one."""
+        if self.ema is None:
+            return self.variant.G
+        return self.ema.calibrated(self.variant.latent)
+
     @torch.no_grad()
     def sample_grid(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        G = self.ema.module if self.ema is not None else self.variant.G
+        G = self.sampling_generator()
         was_training = G.training
         G.eval()
         images = G(**self.fixed_latent)
@@ -411,6 +416,7 @@ class Trainer:
         for k, v in self.variant.state_dict().items():
             tensors[f"model.{k}"] = v
         if self.ema is not None:
+            self.ema.calibrated(self.variant.latent)
             for k, v in self.ema.state_dict().items():
                 tensors[f"ema.{k}"] = v
         skeleton = {

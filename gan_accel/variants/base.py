@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import Augment, parse_policy
 from ..config import TrainConfig
 from ..ops import TORCH_OPS, Ops
+from ..ranges import OutputRange
 from ..tricks import HistoricalAverage, feature_matching_loss
 
 Logs = dict[str, torch.Tensor]
@@ -84,6 +86,7 @@ class Batch(NamedTuple):
     real: torch.Tensor  # [B, 1, 28, 28] in the model's range
     labels: torch.Tensor  # [B] int64
     latent: dict[str, torch.Tensor]
+    aug: torch.Tensor | None = None  # [views, B, params] augmentation uniforms, or None: off
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Variant(nn.Module, ABC):
         self.latent = self.latent_spec()
         self.G = self.build_generator()
         self.D = self.build_discriminator()
+        policy = parse_policy(cfg.augment)
+        self.augment = Augment(policy, OutputRange(self.output_range)) if policy else None
         self.hist = None
         if cfg.historical_averaging > 0:
             self.hist = nn.ModuleDict({"G": HistoricalAverage(self.G),
@@ -138,6 +143,12 @@ class Variant(nn.Module, ABC):
     # -- forward helpers -------------------------------------------------------------------
     def generate(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.G(**latent)
+
+    def seen(self, x: torch.Tensor, b: Batch, view: int) -> torch.Tensor:
+        """``x`` as D sees it: augmented with the phase's ``view``-th draw when augmenting."""
+        if self.augment is None or b.aug is None:
+            return x
+        return self.augment(x, b.aug[view], self.cfg.augment_p)
 
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's logits [B]; conditional variants pass the labels on."""
@@ -175,8 +186,8 @@ class Variant(nn.Module, ABC):
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        real_logit = self.critic(b.real, b.labels)
-        fake_logit = self.critic(fake, self.fake_labels(b))
+        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
+        fake_logit = self.critic(self.seen(fake, b, 1), self.fake_labels(b))
         loss = self.adversarial_d(real_logit, fake_logit)
         if self.hist is not None:
             loss = loss + self.cfg.historical_averaging * self.hist["D"].penalty(self.D)
@@ -184,9 +195,9 @@ class Variant(nn.Module, ABC):
                       "d_fake": fake_logit.detach().mean()}
 
     def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        fake = self.generate(b.latent)
+        fake = self.seen(self.generate(b.latent), b, 0)
         if self.cfg.feature_matching:
-            loss = feature_matching_loss(self.critic_features(b.real, b.labels),
+            loss = feature_matching_loss(self.critic_features(self.seen(b.real, b, 1), b.labels),
                                          self.critic_features(fake, self.fake_labels(b)))
         else:
             loss = self.adversarial_g(self.critic(fake, self.fake_labels(b)))

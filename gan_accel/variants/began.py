@@ -53,8 +53,8 @@ class BEGAN(Variant):
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        l_real = self.D(b.real).mean()
-        l_fake = self.D(fake).mean()
+        l_real = self.D(self.seen(b.real, b, 0)).mean()
+        l_fake = self.D(self.seen(fake, b, 1)).mean()
         k = self.k.clone()  # the loss uses k_t; the buffer then moves on to k_{t+1}
         loss = l_real - k * l_fake
         if self.hist is not None:
@@ -67,7 +67,7 @@ class BEGAN(Variant):
                       "d_fake": l_fake.detach(), "k_t": k, "convergence": measure}
 
     def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        loss = self.D(self.generate(b.latent)).mean()
+        loss = self.D(self.seen(self.generate(b.latent), b, 0)).mean()
         if self.hist is not None:
             loss = loss + self.cfg.historical_averaging * self.hist["G"].penalty(self.G)
         return loss, {"loss_g": loss.detach()}

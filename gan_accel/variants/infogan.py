@@ -70,7 +70,7 @@ class InfoGAN(Variant):
     def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         codes = b.latent["codes"]
         cat, cont = codes[:, :self.cat_dim], codes[:, self.cat_dim:]  # one-hot [B, 10], [B, 2]
-        q = self.D.heads(self.generate(b.latent))
+        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
         cat_loss = F.cross_entropy(q.cat_logits, cat)  # one-hot probabilities as targets
         cont_loss = self.cont_loss(q.cont_mu, q.cont_logvar, cont)
         w = self.cfg.info_cont_weight
@@ -79,7 +79,7 @@ class InfoGAN(Variant):
         logs = {"loss_info": loss.detach(), "info_cat": cat_loss.detach(),
                 "info_cont": cont_loss.detach(), "info_cat_acc": acc.detach()}
         if self.cfg.supervised_code or self.cfg.thickness_guidance:
-            qr = self.D.heads(b.real)
+            qr = self.D.heads(self.seen(b.real, b, 1))
             if self.cfg.supervised_code:
                 sup = F.cross_entropy(qr.cat_logits, b.labels)
                 loss = loss + sup

@@ -31,31 +31,35 @@ class WGANGP(DCGAN):
                             "critic mixes across the batch; drop --d-batch-norm")
         return super().build_discriminator()
 
-    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """dD(x)/dx per sample, [B, 1, 28, 28], differentiable w.r.t. D's weights."""
+    def input_gradient(self, x: torch.Tensor, see=None) -> torch.Tensor:
+        """d D(see(x))/dx per sample, [B, 1, 28, 28], differentiable w.r.t. D's weights.
+
+        ``see`` is how D sees its input (the augmentation, differentiable); default: as is.
+        """
         params = dict(self.D.named_parameters())
         buffers = dict(self.D.named_buffers())
+        see = see or (lambda x_: x_)
 
         def critic_sum(x_, p, b):  # samples are independent, so d sum / dx_i = dD(x_i)/dx_i
-            return functional_call(self.D, (p, b), (x_,)).sum()
+            return functional_call(self.D, (p, b), (see(x_),)).sum()
 
         return grad(critic_sum)(x, params, buffers)
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor,
-                         eps: torch.Tensor) -> torch.Tensor:
+                         eps: torch.Tensor, see=None) -> torch.Tensor:
         """mean_i (||grad D(x_hat_i)||_2 - 1)^2 with x_hat = eps real + (1 - eps) fake."""
         x_hat = eps * real + (1 - eps) * fake  # eps [B, 1, 1, 1]: one mix per sample
-        return self.ops.gp_norm_penalty(self.input_gradient(x_hat))
+        return self.ops.gp_norm_penalty(self.input_gradient(x_hat, see))
 
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        real_logit = self.critic(b.real, b.labels)
-        fake_logit = self.critic(fake, self.fake_labels(b))
+        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
+        fake_logit = self.critic(self.seen(fake, b, 1), self.fake_labels(b))
         # eps comes from torch's global generator (checkpointed by the trainer); compiled, it
         # is Inductor's RNG, seeded from that generator, so eager and compiled draws differ.
         eps = torch.rand(b.real.shape[0], 1, 1, 1, device=b.real.device, dtype=b.real.dtype)
-        gp = self.gradient_penalty(b.real, fake, eps)
+        gp = self.gradient_penalty(b.real, fake, eps, lambda x_: self.seen(x_, b, 2))
         wdist = real_logit.mean() - fake_logit.mean()
         loss = -wdist + self.cfg.gp_lambda * gp
         if self.hist is not None:
