@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
+    from gan_accel.devices import select_device
+
     from . import common
+    from .document import DEFAULT_OUT
 
     suites = _suites(args)
     threads = args.threads or _cores()
@@ -118,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 
         raise UserError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
-    device = common.pick_device(args.device)
+    device = select_device(args.device)
     _use_interpreter(args, device)
     budget = common.TimingBudget.quick() if args.quick else common.TimingBudget()
     if args.min_run_time:
         budget.min_run_time = args.min_run_time
     ctx = common.Context(device=device, threads=threads, budget=budget, quick=args.quick,
                          allow_interpreter=args.allow_interpreter, log=common.say)
-    out_dir = args.out_dir or common.DEFAULT_OUT
+    out_dir = args.out_dir or DEFAULT_OUT
     base_env = common.environment(device, threads)
     failed = []
     for suite in suites:
@@ -168,17 +171,10 @@ def _run_suite(suite: str, args, ctx, env: dict, out_dir: Path) -> None:
     common.write_result(result, env, out_dir, args.quick)
 
 
-# -- the quality suite (bench/quality.py, owned elsewhere) ---------------------------------
+# -- the quality suite (bench/quality.py) --------------------------------------------------
 def _quality_module():
-    from gan_accel.errors import UserError
+    from . import quality
 
-    try:
-        from . import quality
-    except ImportError as exc:
-        if getattr(exc, "name", None) == "bench.quality":
-            raise UserError("the quality suite (bench/quality.py) is not installed in this "
-                            "checkout") from None
-        raise
     return quality
 
 
@@ -229,17 +225,20 @@ def run_quality(argv: list[str]) -> int:
     """``python -m bench quality ...``: the quality suite with its own options."""
     import torch
 
+    from gan_accel.devices import select_device
+
     from . import common
+    from .document import DEFAULT_OUT
 
     envs = []
 
     def environment(args) -> None:  # taken before the run: commit and load at its start
-        device = common.pick_device(str(getattr(args, "device", "auto") or "auto"))
+        device = select_device(str(getattr(args, "device", "auto") or "auto"))
         envs.append(common.environment(device, torch.get_num_threads()))
 
     result, args = _quality_result(_quality_module(), argv, common.say, environment)
     env = envs[0]
-    out_dir = Path(getattr(args, "out_dir", None) or common.DEFAULT_OUT)
+    out_dir = Path(getattr(args, "out_dir", None) or DEFAULT_OUT)
     common.write_result(result, env, out_dir, bool(getattr(args, "quick", False)))
     return 0 if all(r.get("status", "ok") == "ok" for r in result.rows) else 1
 

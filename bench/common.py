@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +22,10 @@ from pathlib import Path
 
 import torch
 
-from gan_accel.errors import UserError
+from .document import SCHEMA, load_document
+from .report import render_markdown, render_plot
 
-SCHEMA = "gan-accel-bench/1"
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 # Peak DRAM bandwidth (GB/s, vendor figures) by a substring of torch.cuda.get_device_name().
 # Checked in order: put the more specific name first.
@@ -50,33 +48,7 @@ PEAK_GBPS: list[tuple[str, float]] = [
     ("T4", 320.0),
 ]
 
-# What each suite's rows are keyed by, and the metric a report compares (higher is better?).
-SUITES_META: dict[str, dict] = {
-    "inference": {"key": ("model", "backend", "batch"), "metric": "images_per_s",
-                  "higher_is_better": True},
-    "train": {"key": ("model", "mode", "batch"), "metric": "images_per_s",
-              "higher_is_better": True},
-    "kernels": {"key": ("op", "shape", "impl", "pass"), "metric": "us_per_call",
-                "higher_is_better": False},
-    "profile": {"key": ("name",), "metric": "self_ms", "higher_is_better": False},
-}
-
-# Keys every timed row carries (rows that could not run keep them with None and a status).
-ROW_KEYS = ("suite", "status", "p20_ms", "p50_ms", "p80_ms", "samples", "speedup")
-
-
 # -- device and environment ----------------------------------------------------------------
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; a clear error for an unusable choice."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("bench: --device cuda asked for but no CUDA device is available; "
-                         "use --device cpu")
-    return device
-
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -308,7 +280,6 @@ def to_document(result: Result, env: dict, quick: bool) -> dict:
 def write_result(result: Result, env: dict, out_dir: Path, quick: bool,
                  log=print) -> dict[str, Path]:
     """Write ``<stem>.json`` and, from it, ``<stem>.md`` and ``<stem>.png``; returns paths."""
-    from .report import render_markdown, render_plot
 
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = to_document(result, env, quick)
@@ -330,36 +301,6 @@ def _json_default(obj):
     if isinstance(obj, torch.device | torch.dtype):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def load_document(path: Path) -> dict:
-    """Read a result JSON written by :func:`write_result`; a clear error otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"bench report: {path} does not exist; pass a result .json file "
-                         f"(e.g. {DEFAULT_OUT}/*.json)")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"bench report: {path} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise UserError(f"bench report: {path} is not a gan-accel bench result "
-                         f"(expected schema {SCHEMA!r})")
-    doc["_path"] = str(path)
-    return doc
-
-
-def fmt(value, digits: int = 3) -> str:
-    """Compact human formatting for tables: None -> 'N/A'."""
-    if value is None:
-        return "N/A"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 @dataclass
@@ -392,6 +333,3 @@ def compile_cache_note() -> str:
 def say(*parts) -> None:
     print(*parts, flush=True)
 
-
-def stderr(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)

@@ -95,61 +95,31 @@ class OrtBackend:
     """One ONNX Runtime session over the exported generator; ``run(inputs)`` -> images."""
 
     def __init__(self, path: Path, provider: str, threads: int, exporter: str, export_s: float):
-        self.run = _open_session(path, [provider], threads,
-                                 gan_accel_export=exporter.startswith("export."))
+        self.run = _open_session(path, [provider], threads)
         self.provider, self.exporter, self.export_s = provider, exporter, export_s
 
 
 def _export(variant, path: Path, log) -> tuple[str, float]:
     """Export G with a dynamic batch axis; returns (exporter description, export seconds)."""
-    import time
+    from gan_accel.export.onnx_export import export_generator
 
-    t0 = time.perf_counter()
-    try:
-        from export.onnx_export import export_generator
-    except ImportError:
-        export_generator = None
-    if export_generator is not None:  # BN folded, first ConvT as a Linear, gan-accel metadata
-        report = export_generator(variant, path, validate=False)
-        desc = (f"export.onnx_export ({report.get('exporter')}, opset {report.get('opset')}, "
-                f"{report.get('batchnorm_nodes')} BatchNorm nodes left)")
-        return desc, float(report.get("export_seconds", time.perf_counter() - t0))
-    log("inference: export/onnx_export.py is not importable; exporting with "
-        "torch.onnx.export directly")
-    G = variant.G.cpu().eval()
-    names = variant.latent.input_names
-    sample = {k: v[:2] for k, v in variant.latent.sample(2, "cpu").items()}
-    torch.onnx.export(G, (), str(path), kwargs=sample, dynamo=True, input_names=names,
-                      output_names=["images"],
-                      dynamic_shapes={k: {0: torch.export.Dim("batch")} for k in names})
-    return "torch.onnx.export (export/ missing)", time.perf_counter() - t0
+    report = export_generator(variant, path, validate=False)  # BN folded, metadata
+    desc = (f"gan_accel.export ({report['exporter']}, opset {report['opset']}, "
+            f"{report['batchnorm_nodes']} BatchNorm nodes left)")
+    return desc, float(report["export_seconds"])
 
 
-def _open_session(path: Path, providers: list[str], threads: int, gan_accel_export: bool):
-    """A callable ``inputs -> images``: ``export.runtime.OnnxGenerator(...).run`` (what a user
-    of the exported model calls, input checks included) for a gan-accel export, else a bare
-    ``onnxruntime.InferenceSession``."""
-    if gan_accel_export:
-        from export.runtime import OnnxGenerator
+def _open_session(path: Path, providers: list[str], threads: int):
+    """A callable ``inputs -> images``: ``OnnxGenerator(...).run``, what a user of the exported
+    model calls, input checks included."""
+    from gan_accel.export.runtime import OnnxGenerator
 
-        gen = OnnxGenerator(path, providers=providers, threads=threads)
-        if gen.providers[0] != providers[0]:
-            raise RuntimeError(f"{providers[0]} did not start (running on {gen.providers})")
-
-        def call(inputs):
-            return gen.run(inputs["z"], label=inputs.get("label"), codes=inputs.get("codes"))
-
-        return call
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=providers)
-    feeds = {i.name for i in sess.get_inputs()}
+    gen = OnnxGenerator(path, providers=providers, threads=threads)
+    if gen.providers[0] != providers[0]:
+        raise RuntimeError(f"{providers[0]} did not start (running on {gen.providers})")
 
     def call(inputs):
-        return sess.run(None, {k: v for k, v in inputs.items() if k in feeds})[0]
+        return gen.run(inputs["z"], label=inputs.get("label"), codes=inputs.get("codes"))
 
     return call
 

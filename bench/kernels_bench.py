@@ -141,7 +141,7 @@ def _measure(op: str, shape, impl: str, pas: str, ctx: Context) -> dict:
 
 def _sn_case(shape, impl: str, pas: str, device) -> Callable[[], object]:
     """A zero-argument call running one spectral-norm ``pas`` for ``impl`` on [H, K]."""
-    import kernels
+    from gan_accel import kernels
 
     h, k = shape
     layer = nn.Linear(k, h, bias=False).to(device)  # weight [H, K]
@@ -180,7 +180,7 @@ def _sn_case(shape, impl: str, pas: str, device) -> Callable[[], object]:
 
 def _gp_case(shape, impl: str, pas: str, device) -> Callable[[], object]:
     """A zero-argument call running one gradient-penalty-norm ``pas`` for ``impl`` on [B, N]."""
-    import kernels
+    from gan_accel import kernels
 
     b, n = shape
     side = int(math.isqrt(n))

@@ -26,6 +26,8 @@ import time
 import traceback
 from pathlib import Path
 
+from gan_accel.data import DATASETS
+
 TARGETS = {"share": 0.15, "label": 0.99, "code": 0.97, "fid_ratio": 2.0}
 FID_TARGET_MODELS = ("dcgan", "wgan-gp")
 QUICK = {"steps": 20, "eval_n": 200, "kid_subsets": 10, "probe_train": 300, "probe_test": 200,
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=None, metavar="N",
                    help="train N steps instead of --epochs (--quick: 20)")
     g.add_argument("--dataset", default="mnist-5k",
-                   choices=("mnist-5k", "mnist", "fashion-mnist"),
+                   choices=DATASETS,
                    help="training data and reference classifier (default: mnist-5k)")
     g.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder with the dataset's IDX files")
@@ -128,7 +130,7 @@ def _one(model: str, args, s: dict, run_dir: Path, log) -> tuple[dict, dict]:
     """Train and evaluate one variant: (table row, full evaluation dict)."""
     from gan_accel.config import TrainConfig
     from gan_accel.evaluation import evaluate_variant
-    from gan_accel.trainer import Trainer
+    from gan_accel.training.trainer import Trainer
 
     cfg = TrainConfig.preset(model, epochs=args.epochs, max_steps=s["steps"],
                              dataset=args.dataset, data_dir=args.data_dir, seed=args.seed,
@@ -211,16 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m bench.quality``: run the suite and write its JSON + markdown."""
     import torch
 
+    from gan_accel.devices import select_device
     from gan_accel.errors import OneLineParser
 
-    from .common import DEFAULT_OUT, Result, environment, pick_device, write_result
+    from .common import Result, environment, write_result
+    from .document import DEFAULT_OUT
 
     parser = OneLineParser(prog="python -m bench.quality",
                            description="Sample-quality benchmark: train each variant for the "
                                        "same budget, then evaluate it.")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    env = environment(pick_device(args.device), torch.get_num_threads())  # commit at the start
+    env = environment(select_device(args.device), torch.get_num_threads())  # commit at start
     out = run(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(out["config"])

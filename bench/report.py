@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gan_accel.errors import UserError
 
-from .common import SUITES_META, fmt, load_document
+from .document import SUITES_META, fmt, load_document
 
 # (header, row key) per suite; unknown suites (e.g. quality) get every key of their rows
 COLUMNS: dict[str, list[tuple[str, str]]] = {

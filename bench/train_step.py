@@ -67,14 +67,12 @@ def _modes(text: str) -> list[str]:
 def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: str):
     """A Trainer for ``model`` in ``mode`` with the preset's hyperparameters."""
     from gan_accel.config import TrainConfig
-    from gan_accel.train import build_ops
-    from gan_accel.trainer import Trainer
+    from gan_accel.training.trainer import Trainer
 
     kernels = "triton" if mode == "compiled+triton" else "torch"
     cfg = TrainConfig.preset(model, batch_size=batch, progress=False, out=out,
                              device=str(device), compile=mode != "eager", kernels=kernels)
-    ops = build_ops(kernels, device, log=lambda *a: None)
-    return Trainer(cfg, ops=ops, log=lambda *a: None)
+    return Trainer(cfg, log=lambda *a: None)
 
 
 def cycle_length(trainer) -> int:

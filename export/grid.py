@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from gan_accel.errors import UserError
-from gan_accel.variants.base import LatentSpec
-
+from ..errors import UserError
 from .runtime import CPU, CUDA, ModelFileError, OnnxGenerator
 
 
@@ -38,15 +36,14 @@ def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
     m = gen.meta
-    spec = LatentSpec(m.z_dim, m.z_dist, m.num_classes, m.cat_dim, m.cont_dim)
+    spec = m.latent
     kw = {}
     if args.label is not None:
         if not gen.num_labels:
             raise UserError(f"--label needs a conditional model; {m.variant} has no labels")
         if not 0 <= args.label < gen.num_labels:
             raise UserError(f"--label {args.label} is out of range 0..{gen.num_labels - 1}")
-        fixed = torch.full((args.n,), args.label, dtype=torch.long)
-        kw = {"label": fixed} if m.num_classes else {"cat": fixed}
+        kw = spec.class_kwargs(torch.full((args.n,), args.label, dtype=torch.long))
     latent = spec.sample(args.n, "cpu", torch.Generator().manual_seed(args.seed), **kw)
     try:
         images = gen.run(**{k: v.numpy() for k, v in latent.items()})

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..latent import LatentSpec
+from ..ranges import OutputRange
+
 FORMAT = "gan-accel-onnx/1"
 OUTPUT_NAME = "image"
-OUTPUT_RANGES = ("unit", "symmetric")  # [0, 1] and [-1, 1]
-Z_DISTS = ("normal", "uniform")  # N(0, 1) and U(-1, 1)
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,17 @@ class ModelMeta:
     versions: dict = field(default_factory=dict)  # gan_accel, torch, onnx
 
     @property
+    def latent(self) -> LatentSpec:
+        """The generator's input layout (ValueError for impossible sizes)."""
+        return LatentSpec.from_meta(asdict(self))
+
+    @property
     def input_names(self) -> list[str]:
-        names = ["z"]
-        if self.num_classes:
-            names.append("label")
-        if self.cat_dim or self.cont_dim:
-            names.append("codes")
-        return names
+        return self.latent.input_names
 
     @property
     def code_dim(self) -> int:
-        return self.cat_dim + self.cont_dim
+        return self.latent.code_dim
 
     def to_props(self) -> dict[str, str]:
         """Flat ``{key: string}`` for ``ModelProto.metadata_props``."""
@@ -85,9 +86,11 @@ class ModelMeta:
         return meta
 
     def check(self, where: str = "model") -> None:
-        if self.z_dim < 1 or min(self.num_classes, self.cat_dim, self.cont_dim) < 0:
-            raise ValueError(f"{where}: bad latent sizes in its metadata: {self}")
-        if self.z_dist not in Z_DISTS:
-            raise ValueError(f"{where}: unknown latent distribution {self.z_dist!r}")
-        if self.output_range not in OUTPUT_RANGES:
-            raise ValueError(f"{where}: unknown output range {self.output_range!r}")
+        try:
+            LatentSpec.from_meta(asdict(self))
+        except ValueError as exc:
+            raise ValueError(f"{where}: its metadata has an impossible latent ({exc})") from None
+        try:
+            OutputRange(self.output_range)
+        except ValueError:
+            raise ValueError(f"{where}: unknown output range {self.output_range!r}") from None

@@ -44,10 +44,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-import gan_accel
-from gan_accel.errors import UserError
-from gan_accel.variants.base import LatentSpec, Variant
-
+from .. import __version__
+from ..checkpoints import load_trained
+from ..errors import UserError
+from ..latent import LATENT_FIELDS, LatentSpec
+from ..ranges import OutputRange
+from ..variants import Variant
 from .metadata import OUTPUT_NAME, ModelMeta
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native floor: widest runtime support (ORT >= 1.14)
@@ -261,24 +263,24 @@ def _model_meta(G_or_variant, meta: dict | None) -> tuple[nn.Module, LatentSpec,
     if isinstance(G_or_variant, Variant):
         v = G_or_variant
         G, latent = v.G, v.latent
-        fields = {"variant": v.name, "output_range": v.output_range}
+        fields = {"variant": v.name, "output_range": OutputRange(v.output_range).value}
     elif isinstance(G_or_variant, nn.Module):
         G = G_or_variant
         latent = meta.pop("latent", None)
         if isinstance(latent, dict):
-            latent = LatentSpec(**{k: v for k, v in latent.items() if k != "input_names"})
+            latent = LatentSpec.from_meta(latent)
         if not isinstance(latent, LatentSpec):
             raise TypeError("exporting a bare generator needs meta={'latent': LatentSpec or "
                             "its to_meta() dict, 'variant': name, 'output_range': ...}")
         fields = {"variant": meta.pop("variant", type(G).__name__),
-                  "output_range": meta.pop("output_range", getattr(G, "output_range", "unit"))}
+                  "output_range": OutputRange(meta.pop("output_range", getattr(
+                      G, "output_range", OutputRange.UNIT))).value}
     else:
         raise TypeError(f"expected a Variant or an nn.Module, got {type(G_or_variant).__name__}")
     unknown = set(meta) - {"step", "source", "ema"}
     if unknown:
         raise TypeError(f"unknown meta keys {sorted(unknown)}; expected step, source, ema")
-    lat = {k: getattr(latent, k) for k in ("z_dim", "z_dist", "num_classes", "cat_dim",
-                                          "cont_dim")}
+    lat = {k: getattr(latent, k) for k in LATENT_FIELDS}
     return G, latent, {**fields, **lat, **meta}
 
 
@@ -387,7 +389,7 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
 
     model_meta = ModelMeta(
         **fields, dtype="float16" if fp16 else "float32", io_dtype="float32", opset=opset,
-        exporter=exporter, versions={"gan_accel": gan_accel.__version__,
+        exporter=exporter, versions={"gan_accel": __version__,
                                      "torch": torch.__version__, "onnx": onnx.__version__})
     props = model_meta.to_props()
     for node in proto.graph.node:  # the exporter's per-node stack traces name local files
@@ -395,7 +397,7 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
     del proto.metadata_props[:]
     for key, value in props.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.producer_name, proto.producer_version = "gan-accel", gan_accel.__version__
+    proto.producer_name, proto.producer_version = "gan-accel", __version__
     proto.doc_string = (f"gan-accel {fields['variant']} generator: inputs "
                         f"{latent.input_names}, output {OUTPUT_NAME} [batch, 1, 28, 28] in "
                         f"{fields['output_range']} range")
@@ -426,17 +428,16 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
     return report
 
 
-def checkpoint_meta(ckpt_meta: dict, ema: bool) -> dict:
-    """``meta`` for :func:`export_generator` from :func:`gan_accel.loading.load_trained`'s."""
+def checkpoint_meta(ckpt_meta: dict) -> dict:
+    """``meta`` for :func:`export_generator` from :func:`gan_accel.checkpoints.load_trained`'s."""
     step = (ckpt_meta.get("position") or {}).get("step")
     return {"step": int(step) if step is not None else None,
-            "source": str(ckpt_meta.get("checkpoint", "")), "ema": bool(ema)}
+            "source": str(ckpt_meta.get("checkpoint", "")), "ema": bool(ckpt_meta["ema"])}
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
-                      best: bool = False, ema: bool = False, **kw) -> dict:
-    """Load a run's generator (``load_trained``) and :func:`export_generator` it."""
-    from gan_accel.loading import load_trained
-
+                      best: bool = False, ema: bool | None = None, **kw) -> dict:
+    """Load a run's generator (``load_trained``: its EMA G unless ``ema=False``) and
+    :func:`export_generator` it."""
     variant, ckpt_meta = load_trained(checkpoint, "best" if best else "last", ema, "cpu")
-    return export_generator(variant, path, meta=checkpoint_meta(ckpt_meta, ema), **kw)
+    return export_generator(variant, path, meta=checkpoint_meta(ckpt_meta), **kw)

@@ -153,7 +153,7 @@ class OnnxGenerator:
     @property
     def num_labels(self) -> int:
         """Classes a ``label`` selects: cGAN classes, or InfoGAN's categorical code size."""
-        return self.meta.num_classes or self.meta.cat_dim
+        return self.meta.latent.num_labels
 
     def __repr__(self) -> str:
         m = self.meta
@@ -173,11 +173,6 @@ class OnnxGenerator:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
         m, rng = self.meta, np.random.default_rng(seed)
-        if m.z_dist == "uniform":
-            z = rng.uniform(-1.0, 1.0, (n, m.z_dim)).astype(np.float32)
-        else:
-            z = rng.standard_normal((n, m.z_dim), dtype=np.float32)
-        feeds = {"z": z}
         if label is not None and not self.num_labels:
             raise ValueError(f"label: {m.variant} is unconditional (it takes only z)")
         if codes is not None and not m.code_dim:
@@ -186,26 +181,12 @@ class OnnxGenerator:
             if np.ndim(label) == 0:  # one class for all n
                 label = np.full(n, label, dtype=np.asarray(label).dtype)
             label = self._labels(label, n, self.num_labels)
-        if m.num_classes:
-            feeds["label"] = (label if label is not None
-                              else rng.integers(0, m.num_classes, n, dtype=np.int64))
-        if m.code_dim:
-            if codes is None:
-                codes = self._draw_codes(rng, n, label)
-            elif label is not None:
-                raise ValueError("pass either label (the categorical code) or codes, not both")
+        if codes is not None and label is not None:
+            raise ValueError("pass either label (the categorical code) or codes, not both")
+        feeds = m.latent.sample_numpy(n, rng, label)
+        if codes is not None:
             feeds["codes"] = codes
         return feeds
-
-    def _draw_codes(self, rng: np.random.Generator, n: int, cat) -> np.ndarray:
-        """one-hot(cat) ++ U(-1, 1)^cont_dim, float32 [n, code_dim]; ``cat`` random if None."""
-        m, parts = self.meta, []
-        if m.cat_dim:
-            cat = cat if cat is not None else rng.integers(0, m.cat_dim, n)
-            parts.append(np.eye(m.cat_dim, dtype=np.float32)[cat])
-        if m.cont_dim:
-            parts.append(rng.uniform(-1.0, 1.0, (n, m.cont_dim)).astype(np.float32))
-        return np.concatenate(parts, axis=1)
 
     def _labels(self, label, n: int, classes: int) -> np.ndarray:
         label = np.asarray(label)
@@ -311,13 +292,3 @@ class OnnxGenerator:
         (see :meth:`latent` for ``seed``, ``label`` and ``codes``)."""
         return self.run(**self.latent(n, seed, label, codes))
 
-
-def sample_onnx_grid(args):
-    """``gan_accel.sample --onnx``: (images torch [N, 1, 28, 28], output range).
-
-    Lives in :mod:`export.grid` (it uses torch for the latent, as ``--checkpoint`` does); this
-    module stays importable without torch.
-    """
-    from .grid import sample_onnx_grid as impl
-
-    return impl(args)

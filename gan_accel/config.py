@@ -8,7 +8,10 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 
+from .data import DATASETS
 from .errors import OneLineParser, UserError
+from .kernels._launch import IMPLS
+from .latent import ZDist
 
 
 def _opt(default, help: str, choices=None, **kw):
@@ -22,7 +25,7 @@ class TrainConfig:
     # what to train, on what
     model: str = _opt("dcgan", "GAN variant to train")
     dataset: str = _opt("mnist-5k", "dataset: embedded subset, full MNIST or Fashion-MNIST",
-                        choices=("mnist-5k", "mnist", "fashion-mnist"))
+                        choices=DATASETS)
     data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
     download: bool = _opt(False, "let torchvision download the dataset when a network exists")
     # optimisation
@@ -40,7 +43,8 @@ class TrainConfig:
     n_critic: int = _opt(1, "discriminator steps per generator step", min=1)
     # latent space and architecture
     latent_dim: int = _opt(16, "latent noise width", min=1)
-    latent_dist: str = _opt("normal", "latent noise distribution", choices=("normal", "uniform"))
+    latent_dist: str = _opt("normal", "latent noise distribution: N(0, 1) or U(-1, 1)",
+                            choices=tuple(d.value for d in ZDist))
     ngf: int = _opt(16, "generator width", min=1)
     ndf: int = _opt(16, "discriminator width", min=1)
     spectral_norm: bool = _opt(True, "spectral norm on every D weight")
@@ -72,7 +76,7 @@ class TrainConfig:
     compile_mode: str = _opt("default", "torch.compile mode",
                              choices=("default", "reduce-overhead", "max-autotune"))
     kernels: str = _opt("auto", "spectral-norm / gradient-penalty implementation",
-                        choices=("auto", "triton", "torch"))
+                        choices=IMPLS)
     amp: str = _opt("none", "autocast dtype (CUDA only)", choices=("none", "bf16"))
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto")
     # bookkeeping
@@ -117,7 +121,7 @@ class TrainConfig:
                     raise UserError(f"{flag} must be {rel} {lo}, got {value}")
             if "max" in meta and value is not None and value > meta["max"]:
                 raise UserError(f"{flag} must be <= {meta['max']}, got {value}")
-        from .augment import parse_policy
+        from .variants.augment import parse_policy
 
         try:
             parse_policy(self.augment)

@@ -1,24 +1,23 @@
 """The two hot operations that have fused Triton kernels, as an injectable pair.
 
-The library builds models and losses against :class:`Ops`; :data:`TORCH_OPS` is plain
-PyTorch. The ``kernels`` package provides the fused versions (``kernels.spectral_norm`` and
-``kernels.gp_norm_penalty``), wired in by the training entry point (``train.build_ops``), so
-the core never imports ``kernels``.
+Models and losses are built against :class:`Ops`. :data:`TORCH_OPS` is plain PyTorch (its
+spectral norm is PyTorch's parametrization, its penalty the kernels' pure-PyTorch
+reference); :func:`build_ops` turns ``--kernels`` into the fused versions from
+:mod:`gan_accel.kernels`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
-
-def torch_gp_norm_penalty(g: torch.Tensor) -> torch.Tensor:
-    """mean_i (||g_i||_2 - 1)^2 over the per-sample flattened gradients ``g`` [B, ...]."""
-    norms = torch.linalg.vector_norm(g.flatten(1), dim=1)
-    return (norms - 1.0).square().mean()
+from .errors import UserError
+from .kernels._launch import IMPLS, triton_interpret_enabled
+from .kernels.grad_penalty import torch_gp_norm_penalty
 
 
 @dataclass(frozen=True)
@@ -35,3 +34,29 @@ TORCH_OPS = Ops(
     spectral_norm=torch.nn.utils.parametrizations.spectral_norm,
     gp_norm_penalty=torch_gp_norm_penalty,
 )
+
+
+def check_kernels(choice: str, device: torch.device) -> None:
+    """UserError, before any work, when ``--kernels choice`` cannot run on ``device``."""
+    if choice not in IMPLS:
+        raise UserError(f"--kernels {choice!r} is not one of {', '.join(IMPLS)}")
+    if choice == "triton" and device.type != "cuda" and not triton_interpret_enabled():
+        raise UserError(f"--kernels triton needs a CUDA device (this run is on {device.type}); "
+                        "use --kernels auto or torch, or set TRITON_INTERPRET=1 to run the "
+                        "kernels in Triton's (slow) interpreter")
+
+
+def build_ops(choice: str, device: torch.device, log=print) -> Ops:
+    """The Ops for ``--kernels`` (auto: Triton on CUDA, PyTorch elsewhere, said once)."""
+    check_kernels(choice, device)
+    if choice == "torch":
+        return TORCH_OPS
+    if choice == "auto" and device.type != "cuda":
+        log(f"kernels: auto -> PyTorch reference ops on {device.type} "
+            "(the fused Triton kernels run on CUDA; --kernels triton forces them)")
+        return TORCH_OPS
+    from . import kernels
+
+    return Ops(name=choice,
+               spectral_norm=partial(kernels.spectral_norm, impl=choice),
+               gp_norm_penalty=partial(kernels.gp_norm_penalty, impl=choice))

@@ -8,18 +8,13 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-
-def to_unit(images: torch.Tensor, output_range: str) -> torch.Tensor:
-    """Map generator output to [0, 1] for display."""
-    if output_range == "symmetric":
-        images = (images + 1) / 2
-    return images.clamp(0, 1)
+from .ranges import OutputRange
 
 
 def save_grid(images: torch.Tensor, path: Path, output_range: str, nrow: int = 8,
               scale: int = 2) -> None:
     """Save ``images`` [N, 1, H, W] as one PNG grid (upscaled ``scale``x for legibility)."""
-    x = to_unit(images.detach().float().cpu(), output_range)
+    x = OutputRange(output_range).to_unit(images.detach().float().cpu())
     if scale > 1:
         x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")
     save_image(x, str(path), nrow=nrow, padding=2, pad_value=0.5)

@@ -11,15 +11,8 @@
 Every public op takes ``impl="auto" | "triton" | "torch"``; see :func:`resolve_impl`.
 """
 
-from ._dispatch import resolve_impl, triton_interpret_enabled
-from .grad_penalty import (
-    gp_norm_penalty,
-    gp_norm_penalty_backward,
-    gp_norm_penalty_forward,
-    torch_gp_norm_penalty,
-    triton_gp_norm_penalty,
-)
-from .spectral_norm import (
+from ._launch import resolve_impl, triton_interpret_enabled
+from .fused_spectral_norm import (
     SpectralNorm,
     spectral_norm,
     spectral_norm_backward,
@@ -28,6 +21,13 @@ from .spectral_norm import (
     torch_spectral_norm_backward,
     torch_spectral_norm_power_iteration_,
     triton_spectral_norm,
+)
+from .grad_penalty import (
+    gp_norm_penalty,
+    gp_norm_penalty_backward,
+    gp_norm_penalty_forward,
+    torch_gp_norm_penalty,
+    triton_gp_norm_penalty,
 )
 
 __all__ = [

@@ -39,7 +39,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._dispatch import resolve_impl, triton_interpret_enabled
+from ._launch import (
+    acc_dtype,
+    check_triton_device,
+    resolve_impl,
+    tl_dtype,
+)
 
 __all__ = [
     "gp_norm_penalty",
@@ -159,21 +164,7 @@ def _as_rows(g: Tensor) -> Tensor:
     return g2
 
 
-def _acc_dtype(t: Tensor) -> torch.dtype:
-    """Accumulation / norms dtype: fp64 for fp64 input (gradcheck), fp32 otherwise."""
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
-
-_TL_DTYPE = {torch.float32: tl.float32, torch.float64: tl.float64}
-
-
-def _check_triton_device(t: Tensor, what: str) -> None:
-    if t.device.type != "cuda" and not triton_interpret_enabled():
-        raise RuntimeError(
-            f"{what}: the Triton kernel needs a CUDA tensor (got {t.device.type}); on CPU it "
-            f"only runs under the Triton interpreter: set TRITON_INTERPRET=1 before importing "
-            f"triton."
-        )
 
 
 def _fwd_config(b: int, n: int, device: torch.device) -> tuple[int, int]:
@@ -198,10 +189,10 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
         ``(penalty, norms)``: ``penalty`` is 0-d in ``g.dtype``, ``norms`` is ``[B]`` fp32
         (fp64 for fp64 input).
     """
-    _check_triton_device(g, "gp_norm_penalty_forward")
+    check_triton_device(g, "gp_norm_penalty_forward")
     g2 = _as_rows(g)
     b, n = g2.shape
-    acc = _acc_dtype(g)
+    acc = acc_dtype(g)
     norms = torch.empty(b, device=g.device, dtype=acc)
     loss = torch.empty((), device=g.device, dtype=g.dtype)
     if b == 0:
@@ -230,7 +221,7 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
         BLOCK_N=block_n,
         BLOCK_P=block_p,
         SINGLE=single,
-        ACC=_TL_DTYPE[acc],
+        ACC=tl_dtype(acc),
         num_warps=num_warps,
     )
     return loss, norms
@@ -251,7 +242,7 @@ def gp_norm_penalty_backward(
         ``dL/dg`` shaped like ``g``: ``(2 grad_penalty (n_i - 1)/B + grad_norms_i) g_i / n_i``,
         0 for rows with ``n_i == 0``.
     """
-    _check_triton_device(g, "gp_norm_penalty_backward")
+    check_triton_device(g, "gp_norm_penalty_backward")
     g2 = _as_rows(g)
     b, n = g2.shape
     dg = torch.empty((b, n), device=g.device, dtype=g.dtype)
@@ -279,7 +270,7 @@ def gp_norm_penalty_backward(
         HAS_GNORMS=has_gn,
         ROWS=rows,
         BLOCK_N=block_n,
-        ACC=_TL_DTYPE[_acc_dtype(g)],
+        ACC=tl_dtype(acc_dtype(g)),
         num_warps=4,
     )
     return dg.reshape(g.shape)
@@ -297,7 +288,7 @@ def _gp_fwd_op(g: Tensor) -> tuple[Tensor, Tensor]:
 
 @_gp_fwd_op.register_fake
 def _gp_fwd_fake(g):
-    return g.new_empty(()), g.new_empty((g.shape[0],), dtype=_acc_dtype(g))
+    return g.new_empty(()), g.new_empty((g.shape[0],), dtype=acc_dtype(g))
 
 
 @torch.library.custom_op("gan_accel::gp_norm_penalty_backward", mutates_args=())

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..tricks import MinibatchDiscrimination
+from ..ranges import OutputRange
+from .layers import MinibatchDiscrimination, output_activation
 
 Wrap = Callable[[nn.Module], nn.Module]
 
@@ -24,7 +25,8 @@ def _identity(m: nn.Module) -> nn.Module:
 class DCGANGenerator(nn.Module):
     """z [B, in_dim] -> image [B, 1, 28, 28]; Sigmoid output ('unit') or Tanh ('symmetric')."""
 
-    def __init__(self, in_dim: int = 16, ngf: int = 16, output_range: str = "unit"):
+    def __init__(self, in_dim: int = 16, ngf: int = 16,
+                 output_range: OutputRange = OutputRange.UNIT):
         super().__init__()
         self.in_dim, self.output_range = in_dim, output_range
 
@@ -37,7 +39,7 @@ class DCGANGenerator(nn.Module):
             *up(ngf * 8, ngf * 4, 4, 2, 1),  # [B, 64, 8, 8]
             *up(ngf * 4, ngf * 2, 2, 2, 1),  # [B, 32, 14, 14]
             nn.ConvTranspose2d(ngf * 2, 1, 2, 2, 0, bias=False),  # [B, 1, 28, 28]
-            nn.Sigmoid() if output_range == "unit" else nn.Tanh(),
+            output_activation(output_range),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

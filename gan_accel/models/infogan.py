@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..ranges import OutputRange
 from .dcgan import DCGANGenerator, Wrap, _identity, dcgan_trunk
 
 
@@ -24,7 +25,7 @@ class InfoGANGenerator(nn.Module):
     """``G(z [B, z_dim], codes [B, code_dim]) -> [B, 1, 28, 28]``: DCGAN G on z ++ codes."""
 
     def __init__(self, z_dim: int = 10, code_dim: int = 12, ngf: int = 16,
-                 output_range: str = "unit"):
+                 output_range: OutputRange = OutputRange.UNIT):
         super().__init__()
         self.z_dim, self.code_dim, self.output_range = z_dim, code_dim, output_range
         self.net = DCGANGenerator(z_dim + code_dim, ngf, output_range)

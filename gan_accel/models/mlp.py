@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..tricks import MinibatchDiscrimination
+from ..ranges import OutputRange
 from .dcgan import Wrap, _identity
+from .layers import MinibatchDiscrimination, output_activation
 
 
 class MLPGenerator(nn.Module):
     """z [B, z_dim] (+ label [B]) -> image [B, 1, 28, 28] in [-1, 1] (Tanh)."""
 
     def __init__(self, z_dim: int = 64, num_classes: int = 0, hidden=(256, 512),
-                 output_range: str = "symmetric"):
+                 output_range: OutputRange = OutputRange.SYMMETRIC):
         super().__init__()
         self.in_dim, self.num_classes, self.output_range = z_dim, num_classes, output_range
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
@@ -22,7 +23,7 @@ class MLPGenerator(nn.Module):
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Linear(dims[-1], 28 * 28),
-                   nn.Tanh() if output_range == "symmetric" else nn.Sigmoid()]
+                   output_activation(output_range)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:

@@ -10,7 +10,8 @@ import importlib
 import pkgutil
 
 from ..errors import UserError
-from .base import Batch, LatentSpec, Phase, Variant
+from ..latent import LatentSpec
+from .base import Batch, Phase, Variant
 
 
 def _discover() -> dict[str, type[Variant]]:

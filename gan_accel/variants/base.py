@@ -11,75 +11,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import ClassVar, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..augment import Augment, parse_policy
-from ..config import TrainConfig
+from ..latent import LatentSpec
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
-from ..tricks import HistoricalAverage, feature_matching_loss
+from .augment import Augment, parse_policy
+from .losses import BCE, AdversarialLoss
+from .tricks import HistoricalAverage, feature_matching_loss
+
+if TYPE_CHECKING:  # the config names a variant by string; variants never import it
+    from ..config import TrainConfig
 
 Logs = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class LatentSpec:
-    """The generator's inputs: noise ``z``, optional class ``label``, optional InfoGAN ``codes``.
-
-    ``codes`` = one-hot categorical (``cat_dim``) ++ continuous U(-1, 1) (``cont_dim``).
-    """
-
-    z_dim: int
-    z_dist: str = "normal"  # normal: N(0, 1); uniform: U(-1, 1)
-    num_classes: int = 0  # > 0: G takes a ``label`` input
-    cat_dim: int = 0
-    cont_dim: int = 0
-
-    @property
-    def input_names(self) -> list[str]:
-        names = ["z"]
-        if self.num_classes:
-            names.append("label")
-        if self.cat_dim or self.cont_dim:
-            names.append("codes")
-        return names
-
-    def sample_z(self, n: int, device, generator: torch.Generator | None = None):
-        if self.z_dist == "uniform":
-            return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
-        return torch.randn(n, self.z_dim, device=device, generator=generator)
-
-    def sample(self, n: int, device, generator: torch.Generator | None = None,
-               label: torch.Tensor | None = None, cat: torch.Tensor | None = None,
-               cont: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Draw ``n`` latent inputs; ``label``/``cat``/``cont`` fix those parts if given."""
-        out = {"z": self.sample_z(n, device, generator)}
-        if self.num_classes:
-            if label is None:
-                label = torch.randint(0, self.num_classes, (n,), device=device,
-                                      generator=generator)
-            out["label"] = label.to(device)
-        if self.cat_dim or self.cont_dim:
-            parts = []
-            if self.cat_dim:
-                if cat is None:
-                    cat = torch.randint(0, self.cat_dim, (n,), device=device,
-                                        generator=generator)
-                parts.append(F.one_hot(cat.to(device), self.cat_dim).float())
-            if self.cont_dim:
-                if cont is None:
-                    cont = torch.rand(n, self.cont_dim, device=device, generator=generator) * 2 - 1
-                parts.append(cont.to(device))
-            out["codes"] = torch.cat(parts, dim=1)
-        return out
-
-    def to_meta(self) -> dict:
-        return {**asdict(self), "input_names": self.input_names}
 
 
 class Batch(NamedTuple):
@@ -107,8 +55,8 @@ class Variant(nn.Module, ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     preset: ClassVar[dict] = {}
-    loss_kind: ClassVar[str] = "bce"  # bce | lsgan | wgan
-    output_range: ClassVar[str] = "unit"  # the generator's pixel range (data is mapped to it)
+    loss: ClassVar[AdversarialLoss] = BCE()
+    output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__()
@@ -117,7 +65,7 @@ class Variant(nn.Module, ABC):
         self.G = self.build_generator()
         self.D = self.build_discriminator()
         policy = parse_policy(cfg.augment)
-        self.augment = Augment(policy, OutputRange(self.output_range)) if policy else None
+        self.augment = Augment(policy, self.output_range) if policy else None
         self.hist = None
         if cfg.historical_averaging > 0:
             self.hist = nn.ModuleDict({"G": HistoricalAverage(self.G),
@@ -158,27 +106,11 @@ class Variant(nn.Module, ABC):
         return self.D.features(x, labels) if self.latent.num_classes else self.D.features(x)
 
     # -- losses ----------------------------------------------------------------------------
-    def _target(self, logits: torch.Tensor, value: float) -> torch.Tensor:
-        return torch.full_like(logits, value)
-
     def adversarial_d(self, real_logit, fake_logit) -> torch.Tensor:
-        if self.loss_kind == "bce":
-            return (F.binary_cross_entropy_with_logits(
-                real_logit, self._target(real_logit, self.cfg.real_label))
-                + F.binary_cross_entropy_with_logits(fake_logit, self._target(fake_logit, 0.0)))
-        if self.loss_kind == "lsgan":
-            return 0.5 * ((real_logit - self.cfg.real_label).square().mean()
-                          + fake_logit.square().mean())
-        assert self.loss_kind == "wgan", self.loss_kind
-        return fake_logit.mean() - real_logit.mean()
+        return self.loss.d(real_logit, fake_logit, self.cfg.real_label)
 
     def adversarial_g(self, fake_logit) -> torch.Tensor:
-        if self.loss_kind == "bce":  # non-saturating: maximise log D(G(z))
-            return F.binary_cross_entropy_with_logits(fake_logit,
-                                                      self._target(fake_logit, 1.0))
-        if self.loss_kind == "lsgan":
-            return 0.5 * (fake_logit - 1.0).square().mean()
-        return -fake_logit.mean()
+        return self.loss.g(fake_logit)
 
     def fake_labels(self, b: Batch) -> torch.Tensor | None:
         return b.latent.get("label")
@@ -226,4 +158,4 @@ class Variant(nn.Module, ABC):
     def extra_state_meta(self) -> dict:
         """JSON facts about the variant for checkpoints and exported models."""
         return {"variant": self.name, "latent": self.latent.to_meta(),
-                "output_range": self.output_range}
+                "output_range": self.output_range.value}

@@ -10,19 +10,26 @@ is checkpointed. Each G step minimises L_G = L(G(z)). The D phase logs k_t and t
 convergence measure M = L(x) + |gamma L(x) - L(G(z))|.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..config import TrainConfig
 from ..errors import UserError
 from ..models.began import BEGANDiscriminator, BEGANGenerator
 from ..ops import TORCH_OPS, Ops
+from ..ranges import OutputRange
 from .base import Batch, Logs, Variant
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
 class BEGAN(Variant):
     name = "began"
     summary = "autoencoder D (L1 reconstruction error), equilibrium k_t, convergence measure"
-    output_range = "symmetric"  # Tanh G and Tanh autoencoder output, data in [-1, 1]
+    output_range = OutputRange.SYMMETRIC  # Tanh G and Tanh autoencoder output, data in [-1, 1]
     # The BEGAN paper: Adam halved when the convergence stalls (here: plateau of the phase
     # losses, factor 0.5), lambda_k 1e-3, k_0 = 0, z ~ U(-1, 1), bottleneck width = latent
     # width, no SN, no label smoothing. Learning rate 2e-4 and gamma 1.0 (the paper's most

@@ -1,13 +1,15 @@
 """cGAN (Mirza & Osindero 2014): G(z, y) and D(x, y), both conditioned on the class label."""
 
+from ..latent import LatentSpec
 from ..models import MLPDiscriminator, MLPGenerator
-from .base import LatentSpec, Variant
+from ..ranges import OutputRange
+from .base import Variant
 
 
 class CGAN(Variant):
     name = "cgan"
     summary = "label-conditioned fully connected G(z, y) and D(x, y), BCE loss"
-    output_range = "symmetric"
+    output_range = OutputRange.SYMMETRIC
     # As the MLP GAN (the sources give no numbers); the label enters both nets through a
     # learned 10-d embedding concatenated to the input, and D also projects a label embedding
     # onto its last hidden layer (MLPDiscriminator's ``projection``).

@@ -1,13 +1,14 @@
 """GAN (Goodfellow et al. 2014): fully connected G and D, BCE, non-saturating G loss."""
 
 from ..models import MLPDiscriminator, MLPGenerator
+from ..ranges import OutputRange
 from .base import Variant
 
 
 class GAN(Variant):
     name = "gan"
     summary = "fully connected G and D, BCE loss, non-saturating G loss"
-    output_range = "symmetric"  # Tanh output; data mapped to [-1, 1]
+    output_range = OutputRange.SYMMETRIC  # Tanh output; data mapped to [-1, 1]
     # The sources give no numbers for the MLP GAN; these are the common MNIST settings
     # (Adam 2e-4, betas (0.5, 0.999), batch 64), no label smoothing, no SN, constant lr.
     preset = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..latent import LatentSpec
 from ..models.infogan import InfoGANDiscriminator, InfoGANGenerator
-from .base import Batch, LatentSpec, Logs, Phase, Variant
+from .base import Batch, Logs, Phase, Variant
 
 
 def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

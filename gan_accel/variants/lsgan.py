@@ -1,12 +1,13 @@
 """LSGAN (Mao et al. 2017): the DCGAN nets with the least-squares loss (a=0, b=c=1)."""
 
 from .dcgan import DCGAN
+from .losses import LeastSquares
 
 
 class LSGAN(DCGAN):
     name = "lsgan"
     summary = "DCGAN nets, least-squares loss: D -> 1 on real, 0 on fake; G pushes D(G(z)) -> 1"
-    loss_kind = "lsgan"
+    loss = LeastSquares()
     # The LSGAN paper: Adam lr 2e-4, beta1 0.5, targets a=0 / b=1 / c=1 (so real_label 1).
     # D keeps the seed's BN; SN off (the LSGAN paper has none).
     preset = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,

@@ -3,12 +3,13 @@
 import torch
 
 from .dcgan import DCGAN
+from .losses import Wasserstein
 
 
 class WGAN(DCGAN):
     name = "wgan"
     summary = "DCGAN nets, Wasserstein critic (no sigmoid), weights clipped to +-clip_value"
-    loss_kind = "wgan"
+    loss = Wasserstein()
     # The WGAN paper: RMSprop lr 5e-5, clip 0.01, n_critic 5, batch 64, the DCGAN critic with
     # its BN (clipped like every other critic parameter); no label smoothing, constant
     # learning rate. Without BN the clipped 4-layer critic is too weak here: G collapsed to

@@ -13,12 +13,13 @@ from torch.func import functional_call, grad
 from ..errors import UserError
 from .base import Batch, Logs
 from .dcgan import DCGAN
+from .losses import Wasserstein
 
 
 class WGANGP(DCGAN):
     name = "wgan-gp"
     summary = "DCGAN nets without BN in the critic, Wasserstein loss + gradient penalty"
-    loss_kind = "wgan"
+    loss = Wasserstein()
     # The WGAN-GP paper (Algorithm 1): lambda 10, n_critic 5, Adam lr 1e-4, betas (0, 0.9),
     # batch 64; no BN in the critic (the penalty is per sample); constant learning rate.
     preset = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,

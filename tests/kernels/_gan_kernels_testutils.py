@@ -16,8 +16,8 @@ def _kernels_interpreted() -> bool:
         return False
     from triton.runtime.interpreter import InterpretedFunction
 
-    gp = importlib.import_module("kernels.grad_penalty")
-    sn = importlib.import_module("kernels.spectral_norm")
+    gp = importlib.import_module("gan_accel.kernels.grad_penalty")
+    sn = importlib.import_module("gan_accel.kernels.fused_spectral_norm")
     return isinstance(gp._gp_fwd_kernel, InterpretedFunction) and isinstance(
         sn._sn_fwd_kernel, InterpretedFunction
     )

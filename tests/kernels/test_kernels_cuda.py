@@ -10,10 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _gan_kernels_testutils import assert_close, assert_within_ref_error, needs_cuda
-from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as pt_spectral_norm
-
-from kernels import (
+from gan_accel.kernels import (
     gp_norm_penalty,
     resolve_impl,
     spectral_norm,
@@ -22,6 +19,8 @@ from kernels import (
     triton_gp_norm_penalty,
     triton_spectral_norm,
 )
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as pt_spectral_norm
 
 pytestmark = [pytest.mark.gpu, needs_cuda]
 

@@ -6,10 +6,11 @@ import warnings
 
 import pytest
 import torch
+from gan_accel.kernels import _launch as _dispatch
+from gan_accel.kernels import gp_norm_penalty, resolve_impl, spectral_norm
 from torch import nn
 
-import kernels
-from kernels import _dispatch, gp_norm_penalty, resolve_impl, spectral_norm
+from gan_accel import kernels
 
 
 @pytest.fixture

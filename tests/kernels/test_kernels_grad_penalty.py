@@ -8,9 +8,7 @@ import copy
 import pytest
 import torch
 from _gan_kernels_testutils import TOL, assert_close, assert_within_ref_error, needs_interpreter
-from torch import nn
-
-from kernels import (
+from gan_accel.kernels import (
     gp_norm_penalty,
     gp_norm_penalty_backward,
     gp_norm_penalty_forward,
@@ -18,6 +16,7 @@ from kernels import (
     torch_gp_norm_penalty,
     triton_gp_norm_penalty,
 )
+from torch import nn
 
 # [B, ...]: tiny, odd, the MNIST-like critic input, 129x1023 (several programs -> the ticketed
 # deterministic reduction), many short rows (several programs) and degenerate sizes.

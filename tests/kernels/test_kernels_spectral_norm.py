@@ -12,10 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _gan_kernels_testutils import TOL, assert_close, assert_within_ref_error, needs_interpreter
-from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as pt_spectral_norm
-
-from kernels import (
+from gan_accel.kernels import (
     SpectralNorm,
     spectral_norm,
     spectral_norm_backward,
@@ -24,9 +21,11 @@ from kernels import (
     torch_spectral_norm_backward,
     triton_spectral_norm,
 )
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as pt_spectral_norm
 
-# the submodule (the package attribute ``kernels.spectral_norm`` is the public function)
-sn_module = importlib.import_module("kernels.spectral_norm")
+# the op module (the package attribute ``kernels.spectral_norm`` is the public function)
+sn_module = importlib.import_module("gan_accel.kernels.fused_spectral_norm")
 
 # (weight shape, dim). Matrix views: 1x1, 7x13, the seed D's 32x16 / 64x128 / 128x1024 /
 # 1x2048, InfoGAN heads 10x2048 / 2x2048, 129x1023, and ConvTranspose (dim=1) layouts.

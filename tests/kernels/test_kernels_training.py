@@ -8,15 +8,14 @@ import torch
 from _gan_kernels_testutils import needs_interpreter
 
 from gan_accel.config import TrainConfig
-from gan_accel.train import build_ops
-from gan_accel.trainer import Trainer
+from gan_accel.training.trainer import Trainer
 
 
 def run(tmp_path, kernels):
     cfg = TrainConfig.preset("wgan-gp", spectral_norm=True, batch_size=8, max_steps=6,
                              out=str(tmp_path / kernels), progress=False, log_every=1,
                              kernels=kernels)
-    trainer = Trainer(cfg, ops=build_ops(kernels, torch.device("cpu")), log=lambda *_: None)
+    trainer = Trainer(cfg, log=lambda *_: None)
     trainer.fit()
     rows = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     return trainer, [r for r in rows if r["kind"] == "train"]

@@ -1,0 +1,356 @@
+"""``python -m gan_accel.sample``: image grids from a trained generator, and its applications.
+
+Plain grids come from a checkpoint or an exported ONNX generator. With a checkpoint, four
+applications each write one PNG:
+
+* ``--class-grid``: cGAN / InfoGAN, 10x10, row k = class k (or categorical code k).
+* ``--interpolate K``: latent interpolation strips, one row per pair of sample indices.
+* ``--arithmetic EXPR``: latent vector arithmetic on mean latents of chosen samples.
+* ``--sweep [K]``: InfoGAN, each continuous code swept from -1 to 1 for every category.
+
+*Sample index* ``i`` everywhere means image ``i`` of the plain grid written with the same
+``--checkpoint``, ``--seed``, ``--n`` and ``--label``: look at that grid, pick images, then
+interpolate between them or do arithmetic on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import OneLineParser, UserError, run_cli
+
+ARITHMETIC_HELP = (
+    "latent vector arithmetic: EXPR is terms joined by + and -, each term a comma-separated "
+    "list of sample indices standing for the mean of their latents, e.g. '1,2,3 - 4,5 + 6' = "
+    "mean(z1,z2,z3) - mean(z4,z5) + mean(z6) (the 'smiling woman - woman + man' recipe). "
+    "Rows of the PNG: each term's samples followed by the image of its mean latent; the last "
+    "row: the result, then the result with small noise added")
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="gan_accel.sample",
+        description="Write a PNG grid of samples, or one of the latent-space applications.",
+        epilog="Sample index i in --pairs / --arithmetic means image i of the plain grid "
+               "written with the same --checkpoint, --seed, --n and --label (row-major).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="RUN_DIR", help="run dir or checkpoint .json")
+    src.add_argument("--onnx", metavar="FILE", help="exported generator (.onnx)")
+    p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
+    p.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    p.add_argument("--nrow", type=int, default=0, help="images per row (0: square-ish)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    p.add_argument("--label", type=int, default=None,
+                   help="class to generate (conditional models; infogan: categorical code)")
+    p.add_argument("--best", action="store_true", help="use the run's best checkpoint")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                   help="sample the EMA generator (default: when the run kept one) or, with "
+                        "--no-ema, the trained G itself")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    apps = p.add_argument_group("applications (need --checkpoint; each writes --out)")
+    one = apps.add_mutually_exclusive_group()
+    one.add_argument("--class-grid", action="store_true",
+                     help="cgan / infogan: 10x10 grid, row k = class k (infogan: categorical "
+                          "code k), column j = the latent of sample j")
+    one.add_argument("--interpolate", type=int, metavar="K",
+                     help="latent interpolation: one row per --pairs pair, K images from the "
+                          "first sample to the second (ends included)")
+    one.add_argument("--arithmetic", metavar="EXPR", help=ARITHMETIC_HELP)
+    one.add_argument("--sweep", type=int, nargs="?", const=10, metavar="K",
+                     help="infogan: for each continuous code a 10-row block (row = categorical "
+                          "code, noise of sample row) sweeping that code over K values from -1 "
+                          "to 1, the other continuous codes at 0 (default K: 10)")
+    apps.add_argument("--pairs", default=None, metavar="I:J,...",
+                      help="--interpolate endpoints as sample indices, e.g. '0:5,3:9' "
+                           "(default: 0:1,2:3,...,14:15 limited to --n)")
+    apps.add_argument("--path", choices=("slerp", "linear"), default="slerp",
+                      help="--interpolate path of the noise z: spherical (slerp) or straight "
+                           "(default: slerp); InfoGAN codes always move linearly")
+    return p
+
+
+def check_output(path: Path) -> None:
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--out {path} must end in .png")
+    if not path.parent.exists() or not path.parent.is_dir():
+        raise UserError(f"folder {path.parent} does not exist; create it first")
+
+
+def _fixed_kw(spec, label: int | None, n: int, flag: str = "--label") -> dict:
+    """``label=`` / ``cat=`` keywords fixing every sample's class (empty without --label)."""
+    if label is None:
+        return {}
+    classes = spec.num_labels
+    if not classes:
+        raise UserError(f"{flag} needs a conditional model (cgan, infogan); this one has no "
+                        "labels")
+    if not 0 <= label < classes:
+        raise UserError(f"{flag} {label} is out of range 0..{classes - 1}")
+    return spec.class_kwargs(torch.full((n,), label, dtype=torch.long))
+
+
+def sample_pool(spec, n: int, seed: int, label: int | None) -> dict[str, torch.Tensor]:
+    """The latents of the plain grid: ``spec.sample(n)`` from ``seed`` (on the CPU)."""
+    gen = torch.Generator().manual_seed(seed)
+    return spec.sample(n, "cpu", gen, **_fixed_kw(spec, label, n))
+
+
+def sample_checkpoint(args) -> tuple[torch.Tensor, str]:
+    variant = _load(args)
+    latent = sample_pool(variant.latent, args.n, args.seed, args.label)
+    return _generate(variant, latent, args.device), variant.output_range
+
+
+def _load(args):
+    from ..checkpoints import load_trained
+
+    variant, _ = load_trained(args.checkpoint, "best" if args.best else "last", args.ema,
+                              args.device)
+    return variant
+
+
+def _generate(variant, latent: dict[str, torch.Tensor], device) -> torch.Tensor:
+    with torch.no_grad():
+        return variant.G(**{k: v.to(device) for k, v in latent.items()}).cpu()
+
+
+def _pick(latent: dict[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
+    idx = torch.as_tensor(idx, dtype=torch.long)
+    return {k: v[idx] for k, v in latent.items()}
+
+
+def _blank(output_range: str, n: int = 1) -> torch.Tensor:
+    """Mid-grey tiles (no image) in the generator's range."""
+    return torch.full((n, 1, 28, 28), 0.0 if output_range == "symmetric" else 0.5)
+
+
+# --------------------------------------------------------------------------- class grid
+
+
+def class_grid(variant, args) -> tuple[torch.Tensor, int, str]:
+    """10 x 10: row k = class / categorical code k, column j = the latent of sample j."""
+    spec = variant.latent
+    k = spec.num_labels
+    if not k:
+        raise UserError(f"--class-grid needs a cgan or infogan model; {variant.name} has no "
+                        "classes or categorical code")
+    if args.label is not None:
+        raise UserError("--class-grid shows every class; drop --label")
+    pool = sample_pool(spec, max(args.n, 10), args.seed, None)
+    cols = torch.arange(10).repeat(k)  # [k*10]: sample j in column j
+    rows = torch.arange(k).repeat_interleave(10)  # row r: class r
+    latent = _pick(pool, cols)
+    if spec.num_classes:
+        latent["label"] = rows
+    else:
+        latent["codes"][:, :spec.cat_dim] = F.one_hot(rows, spec.cat_dim).float()
+    return _generate(variant, latent, args.device), 10, f"{k}x10 class grid"
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation ``[K, D]`` from ``a`` [D] to ``b`` [D] at ``t`` [K] in [0, 1].
+
+    Follows the great circle between the directions while interpolating the norm linearly
+    with it (the standard GAN slerp); falls back to a straight line for (anti)parallel ends.
+    """
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    so = torch.sin(omega)
+    if so.abs() < 1e-6:
+        return lerp(a, b, t)
+    wa = torch.sin((1 - t) * omega) / so
+    wb = torch.sin(t * omega) / so
+    return wa[:, None] * a + wb[:, None] * b
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Straight-line interpolation ``[K, D]`` from ``a`` to ``b``."""
+    return (1 - t)[:, None] * a + t[:, None] * b
+
+
+def parse_pairs(text: str | None, n: int) -> list[tuple[int, int]]:
+    """``"0:1,2:3"`` -> ``[(0, 1), (2, 3)]``; default: up to 8 consecutive pairs within n."""
+    if text is None:
+        if n < 2:
+            raise UserError("--interpolate needs --n >= 2 (two samples per pair)")
+        return [(i, i + 1) for i in range(0, min(n, 16) - 1, 2)]
+    pairs = []
+    for item in text.replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+):(\d+)", item)
+        if not m:
+            raise UserError(f"--pairs item {item!r} is not I:J (two sample indices), e.g. "
+                            "--pairs 0:5,3:9")
+        pair = (int(m.group(1)), int(m.group(2)))
+        _check_indices(pair, n, "--pairs")
+        pairs.append(pair)
+    return pairs
+
+
+def _check_indices(indices, n: int, flag: str) -> None:
+    bad = [i for i in indices if i >= n]
+    if bad:
+        raise UserError(f"{flag}: sample index {bad[0]} is out of range 0..{n - 1}; raise --n "
+                        "or pick a smaller index")
+
+
+def interpolation(variant, args) -> tuple[torch.Tensor, int, str]:
+    """One row per pair: ``args.interpolate`` steps from sample i to sample j."""
+    k = args.interpolate
+    if k < 2 or k > 64:
+        raise UserError(f"--interpolate {k}: use 2..64 steps per row")
+    pairs = parse_pairs(args.pairs, args.n)
+    pool = sample_pool(variant.latent, args.n, args.seed, args.label)
+    t = torch.linspace(0, 1, k)
+    path = slerp if args.path == "slerp" else lerp
+    rows = []
+    for i, j in pairs:
+        row = {"z": path(pool["z"][i], pool["z"][j], t)}
+        if "codes" in pool:
+            row["codes"] = lerp(pool["codes"][i], pool["codes"][j], t)
+        if "label" in pool:  # integer labels cannot be interpolated: the first end's class
+            row["label"] = pool["label"][i].repeat(k)
+        rows.append(row)
+    latent = {key: torch.cat([r[key] for r in rows]) for key in rows[0]}
+    return (_generate(variant, latent, args.device), k,
+            f"{len(pairs)} {args.path} interpolation rows of {k}")
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def parse_arithmetic(expr: str, n: int) -> list[tuple[float, list[int]]]:
+    """``"1,2,3 - 4,5 + 6"`` -> ``[(+1, [1, 2, 3]), (-1, [4, 5]), (+1, [6])]``."""
+    text = expr.replace(" ", "")
+    if not re.fullmatch(r"[+-]?\d+(,\d+)*([+-]\d+(,\d+)*)*", text):
+        raise UserError(f"--arithmetic {expr!r} is not valid: write terms of comma-separated "
+                        "sample indices joined by + or -, e.g. '1,2,3 - 4,5 + 6'")
+    terms = []
+    for sign, body in re.findall(r"([+-]?)(\d+(?:,\d+)*)", text):
+        idx = [int(i) for i in body.split(",")]
+        _check_indices(idx, n, "--arithmetic")
+        terms.append((-1.0 if sign == "-" else 1.0, idx))
+    return terms
+
+
+def arithmetic(variant, args) -> tuple[torch.Tensor, int, str]:
+    """Rows: each term's samples then G(mean latent); last row: the result and noisy copies.
+
+    The sum is taken over ``z`` (and InfoGAN's code vector); a cGAN result keeps the label of
+    the first index of the first term (or ``--label``).
+    """
+    terms = parse_arithmetic(args.arithmetic, args.n)
+    spec, out_range = variant.latent, variant.output_range
+    pool = sample_pool(spec, args.n, args.seed, args.label)
+    width = max(len(idx) for _, idx in terms) + 2  # members, a grey gap, the mean
+    result = {"z": sum(s * pool["z"][idx].mean(0) for s, idx in terms)}
+    if "codes" in pool:
+        result["codes"] = sum(s * pool["codes"][idx].mean(0) for s, idx in terms)
+    tiles = []
+    for _, idx in terms:
+        mean = {k: v[idx].mean(0, keepdim=True) for k, v in pool.items() if k != "label"}
+        if "label" in pool:
+            mean["label"] = pool["label"][idx[:1]]
+        members = _generate(variant, _pick(pool, idx), args.device)
+        tiles += [members, _blank(out_range, width - 1 - len(idx)),
+                  _generate(variant, mean, args.device)]
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    noise = 0.25 * spec.sample_z(width - 1, "cpu", gen)  # [W-1, z_dim]
+    final = {"z": torch.cat([result["z"][None], result["z"] + noise])}
+    if "codes" in result:
+        final["codes"] = result["codes"][None].repeat(width, 1)
+    if "label" in pool:
+        final["label"] = pool["label"][terms[0][1][0]].repeat(width)
+    tiles.append(_generate(variant, final, args.device))
+    formula = " ".join(f"{'-' if s < 0 else '+'} mean({','.join(map(str, i))})"
+                       for s, i in terms).lstrip("+ ")
+    return torch.cat(tiles), width, f"latent arithmetic {formula}"
+
+
+# --------------------------------------------------------------------------- code sweep
+
+
+def code_sweep(variant, args) -> tuple[torch.Tensor, int, str]:
+    """InfoGAN: per continuous code, rows = categorical codes, columns = code from -1 to 1."""
+    spec = variant.latent
+    if not (spec.cat_dim and spec.cont_dim):
+        raise UserError(f"--sweep needs an infogan model (categorical and continuous codes); "
+                        f"{variant.name} has none")
+    if args.label is not None:
+        raise UserError("--sweep shows every categorical code; drop --label")
+    k = args.sweep
+    if k < 2 or k > 64:
+        raise UserError(f"--sweep {k}: use 2..64 values per row")
+    z = sample_pool(spec, max(args.n, spec.cat_dim), args.seed, None)["z"][:spec.cat_dim]
+    values = torch.linspace(-1, 1, k)
+    blocks = []
+    for j in range(spec.cont_dim):
+        cat = torch.arange(spec.cat_dim).repeat_interleave(k)  # [cat_dim * k]
+        cont = torch.zeros(cat.shape[0], spec.cont_dim)
+        cont[:, j] = values.repeat(spec.cat_dim)
+        codes = torch.cat([F.one_hot(cat, spec.cat_dim).float(), cont], 1)
+        blocks.append({"z": z.repeat_interleave(k, 0), "codes": codes})
+    latent = {key: torch.cat([b[key] for b in blocks]) for key in ("z", "codes")}
+    return (_generate(variant, latent, args.device), k,
+            f"{spec.cont_dim} sweep blocks of {spec.cat_dim}x{k}")
+
+
+APPS = (("class_grid", class_grid), ("interpolate", interpolation),
+        ("arithmetic", arithmetic), ("sweep", code_sweep))
+
+
+def _chosen_app(args):
+    for name, fn in APPS:
+        value = getattr(args, name)
+        if value not in (None, False):
+            return name, fn
+    return None, None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n <= 0:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    out = Path(args.out)
+    check_output(out)
+    app, app_fn = _chosen_app(args)
+    if app is None and (args.pairs is not None or args.path != "slerp"):
+        raise UserError("--pairs / --path go with --interpolate K")
+    from ..plots import save_grid
+
+    if app is not None:
+        flag = "--" + app.replace("_", "-")
+        if args.onnx:
+            raise UserError(f"{flag} needs --checkpoint; the ONNX path writes plain grids")
+        if args.nrow:
+            raise UserError(f"{flag} lays out its own rows; drop --nrow")
+        if app != "interpolate" and (args.pairs is not None or args.path != "slerp"):
+            raise UserError("--pairs / --path go with --interpolate K")
+        variant = _load(args)
+        images, nrow, what = app_fn(variant, args)
+        save_grid(images, out, variant.output_range, nrow=nrow)
+        print(f"wrote {out} ({what})")
+        return 0
+    if args.onnx:
+        from ..export.grid import sample_onnx_grid
+
+        images, output_range = sample_onnx_grid(args)
+    else:
+        images, output_range = sample_checkpoint(args)
+
+    nrow = args.nrow or max(1, int(round(args.n ** 0.5)))
+    save_grid(images, out, output_range, nrow=nrow)
+    print(f"wrote {out} ({args.n} images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

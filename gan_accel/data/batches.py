@@ -1,0 +1,46 @@
+"""Tensors for training: images in the model's range and resumable shuffled batches."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from ..ranges import OutputRange
+
+
+# ---------------------------------------------------------------------------------------------
+def to_model_range(images: torch.Tensor, output_range: OutputRange | str) -> torch.Tensor:
+    """uint8 ``[N, H, W]`` -> float32 ``[N, 1, H, W]`` in the generator's output range."""
+    return OutputRange(output_range).from_unit(images.unsqueeze(1).float().div_(255.0))
+
+
+class BatchIterator:
+    """Shuffled fixed-size batches from in-memory tensors, resumable mid-epoch.
+
+    The order of epoch ``e`` is a permutation drawn from ``seed + e``, so the position
+    ``(epoch, batch_index)`` alone restores the exact data order. A distributed run passes
+    ``rank``/``world_size``: each rank takes an equal, disjoint stride of every permutation.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1):
+        self.x, self.y = x, y
+        self.batch_size, self.seed = batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.batches_per_epoch = len(x) // (batch_size * world_size)
+        if self.batches_per_epoch < 1:
+            raise UserError(
+                f"batch size {batch_size} x {world_size} process(es) is larger than the "
+                f"dataset ({len(x)} images); lower --batch-size"
+            )
+
+    def epoch(self, epoch: int, start: int = 0):
+        """Yield ``(images, labels)`` batches of epoch ``epoch`` from batch ``start`` on."""
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.x), generator=gen)
+        used = self.batches_per_epoch * self.batch_size * self.world_size
+        order = order[:used].view(self.batches_per_epoch, self.world_size, self.batch_size)
+        order = order[:, self.rank].to(self.x.device)
+        for b in range(start, self.batches_per_epoch):
+            idx = order[b]
+            yield self.x[idx], self.y[idx]

@@ -1,0 +1,754 @@
+"""Fused spectral normalisation: W_sn = W / sigma(W), sigma estimated by power iteration.
+
+Drop-in for ``torch.nn.utils.parametrizations.spectral_norm``. With ``W_mat`` the weight
+moved so that ``dim`` comes first and flattened to ``[H, K]``, one training forward computes,
+exactly in PyTorch's order (``_SpectralNorm._power_method``)::
+
+    repeat n_power_iterations:
+        u <- W_mat v   / max(||W_mat v||,   eps)      (in place on the ``_u`` buffer)
+        v <- W_mat^T u / max(||W_mat^T u||, eps)      (in place on the ``_v`` buffer)
+    sigma = u . (W_mat v)
+    out   = W / sigma
+
+(in eval mode the buffers are left alone and only ``sigma`` and ``out`` are computed). The
+backward treats ``u`` and ``v`` as constants, as PyTorch does::
+
+    dL/dW = G / sigma - (<G, W> / sigma^2) * u v^T
+
+The Triton path runs the whole forward (power iterations, sigma, scaled weight and the
+detached copies of ``u``/``v`` kept for backward) in ONE single-program launch and the backward
+in another single-program launch. The weight is never copied: a ConvTranspose weight
+``[in, out, kh, kw]`` with ``dim=1`` is addressed in place through the matrix view.
+
+Ops (namespace ``gan_accel``, ``torch.library.custom_op`` with fake kernels):
+
+* ``gan_accel::spectral_norm_fwd(Tensor weight, Tensor(a!) u, Tensor(b!) v,
+  int n_power_iterations, float eps, int dim, bool training) -> (Tensor, Tensor, Tensor,
+  Tensor)`` returning ``(out, sigma, u_used, v_used)``; ``mutates_args=("u", "v")``.
+* ``gan_accel::spectral_norm_bwd(Tensor grad, Tensor weight, Tensor u, Tensor v, Tensor sigma,
+  int dim) -> Tensor``, with a registered (torch-formula) double backward.
+
+``custom_op`` refuses ``register_autograd`` on an op that mutates its inputs, so the
+differentiable entry point is :func:`triton_spectral_norm`, a functorch-style
+``torch.autograd.Function`` (``setup_context``) around the two ops: Dynamo traces it without a
+graph break under ``torch.compile(fullgraph=True)`` and it composes with ``torch.func``
+transforms (a spectrally normalised critic inside ``torch.func.grad``). Calling
+``spectral_norm_fwd`` directly gives a non-differentiable ``out``.
+
+Reference: ``torch_spectral_norm`` (pure PyTorch, numerically PyTorch's own parametrization),
+paired with ``triton_spectral_norm``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from ._launch import (
+    IMPLS,
+    acc_dtype,
+    check_triton_device,
+    resolve_impl,
+    tl_dtype,
+)
+
+__all__ = [
+    "SpectralNorm",
+    "spectral_norm",
+    "spectral_norm_forward",
+    "spectral_norm_backward",
+    "torch_spectral_norm",
+    "torch_spectral_norm_backward",
+    "torch_spectral_norm_power_iteration_",
+    "triton_spectral_norm",
+]
+
+_OP_NAME = "spectral_norm"
+
+
+# --------------------------------------------------------------------------------------------
+# Triton kernels
+# --------------------------------------------------------------------------------------------
+
+
+# offset of W_mat[r, c] inside the contiguous weight, W_mat = weight.movedim(dim, 0).flatten(1)
+@triton.jit
+def _sn_offsets(rows, cols, H, K, INNER, PERMUTED: tl.constexpr):
+    r = rows.to(tl.int64)
+    c = cols.to(tl.int64)
+    if PERMUTED:
+        # column c = outer * INNER + inner  ->  outer * (H * INNER) + r * INNER + inner
+        offs = (c // INNER)[None, :] * H * INNER + r[:, None] * INNER + (c % INNER)[None, :]
+    else:
+        offs = r[:, None] * K + c[None, :]
+    return offs
+
+
+# y <- W_mat x   (ACC into y_ptr); returns ||y||^2
+@triton.jit
+def _sn_matvec(
+    w_ptr,
+    x_ptr,
+    y_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    sumsq = tl.zeros([BLOCK_H], dtype=ACC)
+    for h0 in range(0, H, BLOCK_H):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        acc = tl.zeros([BLOCK_H], dtype=ACC)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            cmask = cols < K
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+            x = tl.load(x_ptr + cols, mask=cmask, other=0.0, cache_modifier=".cg")
+            acc += tl.sum(w.to(ACC) * x.to(ACC)[None, :], axis=1)
+        tl.store(y_ptr + rows, acc, mask=rmask)
+        sumsq += acc * acc
+    return tl.sum(sumsq, axis=0)
+
+
+# y <- W_mat^T x   (ACC into y_ptr); returns ||y||^2
+@triton.jit
+def _sn_matvec_t(
+    w_ptr,
+    x_ptr,
+    y_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    sumsq = tl.zeros([BLOCK_K], dtype=ACC)
+    for k0 in range(0, K, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        cmask = cols < K
+        acc = tl.zeros([BLOCK_K], dtype=ACC)
+        for h0 in range(0, H, BLOCK_H):
+            rows = h0 + tl.arange(0, BLOCK_H)
+            rmask = rows < H
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+            x = tl.load(x_ptr + rows, mask=rmask, other=0.0, cache_modifier=".cg")
+            acc += tl.sum(w.to(ACC) * x.to(ACC)[:, None], axis=0)
+        tl.store(y_ptr + cols, acc, mask=cmask)
+        sumsq += acc * acc
+    return tl.sum(sumsq, axis=0)
+
+
+# dst <- y / denom   (cast to dst's dtype)
+@triton.jit
+def _sn_normalize_store(y_ptr, dst_ptr, N, denom, BLOCK: tl.constexpr):
+    for n0 in range(0, N, BLOCK):
+        offs = n0 + tl.arange(0, BLOCK)
+        mask = offs < N
+        y = tl.load(y_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+        tl.store(dst_ptr + offs, (y / denom).to(dst_ptr.dtype.element_ty), mask=mask)
+
+
+# returns sum_i a_i b_i   (in ACC)
+@triton.jit
+def _sn_dot(a_ptr, b_ptr, N, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    acc = tl.zeros([BLOCK], dtype=ACC)
+    for n0 in range(0, N, BLOCK):
+        offs = n0 + tl.arange(0, BLOCK)
+        mask = offs < N
+        a = tl.load(a_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+        b = tl.load(b_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+        acc += a.to(ACC) * b.to(ACC)
+    return tl.sum(acc, axis=0)
+
+
+# dst <- src
+@triton.jit
+def _sn_copy(src_ptr, dst_ptr, N, BLOCK: tl.constexpr):
+    for n0 in range(0, N, BLOCK):
+        offs = n0 + tl.arange(0, BLOCK)
+        mask = offs < N
+        x = tl.load(src_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+        tl.store(dst_ptr + offs, x, mask=mask)
+
+
+# u <- W v/||W v||, v <- W^T u/||W^T u|| (n times, training); sigma = u.(W v); out = W / sigma
+@triton.jit
+def _sn_fwd_kernel(
+    w_ptr,
+    out_ptr,
+    u_ptr,
+    v_ptr,
+    u_used_ptr,
+    v_used_ptr,
+    sigma_ptr,
+    ws_ptr,
+    H,
+    K,
+    INNER,
+    n_iters,
+    eps,
+    TRAINING: tl.constexpr,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    # One program does everything; phases talk through ws (ACC scratch [H + K]) and the u/v
+    # buffers, separated by CTA barriers (global writes are visible CTA-wide after a barrier;
+    # those reads use .cg so they never come from a stale L1 line).
+    wsu_ptr = ws_ptr
+    wsv_ptr = ws_ptr + H
+    if TRAINING:
+        for _ in range(n_iters):
+            ss = _sn_matvec(w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+            tl.debug_barrier()
+            _sn_normalize_store(wsu_ptr, u_ptr, H, tl.maximum(tl.sqrt(ss), eps), BLOCK_V)
+            tl.debug_barrier()
+            ss = _sn_matvec_t(w_ptr, u_ptr, wsv_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+            tl.debug_barrier()
+            _sn_normalize_store(wsv_ptr, v_ptr, K, tl.maximum(tl.sqrt(ss), eps), BLOCK_V)
+            tl.debug_barrier()
+        # sigma = u . (W v) = (W^T u) . v; W^T u for the final u is still in ws
+        sigma = _sn_dot(wsv_ptr, v_ptr, K, BLOCK_V, ACC)
+    else:
+        _sn_matvec(w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+        tl.debug_barrier()
+        sigma = _sn_dot(wsu_ptr, u_ptr, H, BLOCK_V, ACC)
+    tl.store(sigma_ptr, sigma)
+    # detached copies of the vectors this forward used (saved for backward)
+    _sn_copy(u_ptr, u_used_ptr, H, BLOCK_V)
+    _sn_copy(v_ptr, v_used_ptr, K, BLOCK_V)
+    # out <- W / sigma
+    for h0 in range(0, H, BLOCK_H):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            mask = rmask[:, None] & (cols < K)[None, :]
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
+            tl.store(out_ptr + offs, (w / sigma).to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# dW <- G / sigma - (<G, W> / sigma^2) u v^T
+@triton.jit
+def _sn_bwd_kernel(
+    g_ptr,
+    w_ptr,
+    u_ptr,
+    v_ptr,
+    sigma_ptr,
+    dw_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    sigma = tl.load(sigma_ptr).to(ACC)
+    # pass 1: <G, W>
+    acc = tl.zeros([BLOCK_H, BLOCK_K], dtype=ACC)
+    for h0 in range(0, H, BLOCK_H):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            mask = rmask[:, None] & (cols < K)[None, :]
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
+            w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
+            acc += g * w
+    coef = tl.sum(tl.sum(acc, axis=1), axis=0) / (sigma * sigma)
+    # pass 2: the gradient
+    for h0 in range(0, H, BLOCK_H):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        u = tl.load(u_ptr + rows, mask=rmask, other=0.0).to(ACC)
+        for k0 in range(0, K, BLOCK_K):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            cmask = cols < K
+            mask = rmask[:, None] & cmask[None, :]
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
+            v = tl.load(v_ptr + cols, mask=cmask, other=0.0).to(ACC)
+            dw = g / sigma - coef * (u[:, None] * v[None, :])
+            tl.store(dw_ptr + offs, dw.to(dw_ptr.dtype.element_ty), mask=mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Launchers
+# --------------------------------------------------------------------------------------------
+
+
+def _matrix_layout(weight: Tensor, dim: int) -> tuple[int, int, int, bool]:
+    """(H, K, INNER, PERMUTED) of ``weight.movedim(dim, 0).flatten(1)`` for a contiguous weight."""
+    shape = weight.shape
+    h = shape[dim]
+    inner = math.prod(shape[dim + 1 :])
+    outer = math.prod(shape[:dim])
+    return h, inner * outer, inner, outer > 1
+
+
+def _blocks(h: int, k: int, device: torch.device) -> tuple[int, int, int, int]:
+    """(BLOCK_H, BLOCK_K, BLOCK_V, num_warps) for the single-program kernels."""
+    if device.type == "cuda":
+        max_tile, max_v = 8192, 1024  # 8 warps -> 32 fp32 tile values per thread
+    else:
+        # Triton interpreter: every block op is one numpy call, so use few, large blocks.
+        max_tile, max_v = 65536, 65536
+    bh = min(triton.next_power_of_2(h), 64)
+    bk = min(triton.next_power_of_2(k), max(16, max_tile // bh))
+    bv = min(triton.next_power_of_2(max(h, k)), max_v)
+    num_warps = 8 if bh * bk >= 4096 else 4
+    return bh, bk, bv, num_warps
+
+
+
+
+
+def spectral_norm_forward(
+    weight: Tensor,
+    u: Tensor,
+    v: Tensor,
+    n_power_iterations: int,
+    eps: float,
+    dim: int,
+    training: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Launch the fused spectral-norm forward kernel (one launch).
+
+    Args:
+        weight: parameter, ``ndim >= 2``.
+        u: left singular vector estimate ``[weight.shape[dim]]``; updated in place if training.
+        v: right singular vector estimate ``[weight.numel() // weight.shape[dim]]``; ditto.
+        n_power_iterations: power iterations to run when ``training`` (>= 1).
+        eps: clamp for the norms, as in ``F.normalize``.
+        dim: the output dimension of ``weight`` (0, or 1 for ConvTranspose).
+        training: run the power iteration (and update ``u``/``v``) or not.
+
+    Returns:
+        ``(weight / sigma, sigma, u_used, v_used)``: ``sigma`` is ``[1]`` fp32 (fp64 for fp64
+        weights); ``u_used``/``v_used`` are copies of the vectors sigma was computed with.
+    """
+    check_triton_device(weight, "spectral_norm_forward")
+    if weight.ndim < 2:
+        raise ValueError("spectral_norm_forward: weight needs ndim >= 2 (1-d: use F.normalize)")
+    if training and n_power_iterations < 1:
+        raise ValueError(f"n_power_iterations must be >= 1, got {n_power_iterations}")
+    w = weight.detach().contiguous()
+    h, k, inner, permuted = _matrix_layout(w, dim % w.ndim)
+    if u.shape != (h,) or v.shape != (k,) or not (u.is_contiguous() and v.is_contiguous()):
+        raise ValueError(f"spectral_norm_forward: u/v must be contiguous [{h}] / [{k}]")
+    out = torch.empty_like(w)
+    acc = acc_dtype(w)
+    sigma = torch.empty(1, device=w.device, dtype=acc)
+    u_used = torch.empty_like(u)
+    v_used = torch.empty_like(v)
+    ws = torch.empty(h + k, device=w.device, dtype=acc)
+    bh, bk, bv, num_warps = _blocks(h, k, w.device)
+    _sn_fwd_kernel[(1,)](
+        w,
+        out,
+        u,
+        v,
+        u_used,
+        v_used,
+        sigma,
+        ws,
+        h,
+        k,
+        inner,
+        int(n_power_iterations),
+        float(eps),
+        TRAINING=bool(training),
+        PERMUTED=permuted,
+        BLOCK_H=bh,
+        BLOCK_K=bk,
+        BLOCK_V=bv,
+        ACC=tl_dtype(acc),
+        num_warps=num_warps,
+    )
+    return out, sigma, u_used, v_used
+
+
+def spectral_norm_backward(
+    grad: Tensor, weight: Tensor, u: Tensor, v: Tensor, sigma: Tensor, dim: int
+) -> Tensor:
+    """Launch the fused spectral-norm backward kernel (one launch).
+
+    Args:
+        grad: gradient of the loss w.r.t. ``weight / sigma`` (same shape as ``weight``).
+        weight, u, v, sigma, dim: as used / returned by :func:`spectral_norm_forward`.
+
+    Returns:
+        ``grad / sigma - (<grad, weight> / sigma^2) * (u v^T reshaped like weight)``.
+    """
+    check_triton_device(weight, "spectral_norm_backward")
+    w = weight.detach().contiguous()
+    g = grad.to(w.dtype).contiguous()
+    h, k, inner, permuted = _matrix_layout(w, dim % w.ndim)
+    dw = torch.empty_like(w)
+    bh, bk, _, num_warps = _blocks(h, k, w.device)
+    _sn_bwd_kernel[(1,)](
+        g,
+        w,
+        u.contiguous(),
+        v.contiguous(),
+        sigma,
+        dw,
+        h,
+        k,
+        inner,
+        PERMUTED=permuted,
+        BLOCK_H=bh,
+        BLOCK_K=bk,
+        ACC=tl_dtype(acc_dtype(w)),
+        num_warps=num_warps,
+    )
+    return dw
+
+
+# --------------------------------------------------------------------------------------------
+# Operator registration (gan_accel::spectral_norm_fwd / gan_accel::spectral_norm_bwd)
+# --------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("gan_accel::spectral_norm_fwd", mutates_args=("u", "v"))
+def _sn_fwd_op(
+    weight: Tensor,
+    u: Tensor,
+    v: Tensor,
+    n_power_iterations: int,
+    eps: float,
+    dim: int,
+    training: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return spectral_norm_forward(weight, u, v, n_power_iterations, eps, dim, training)
+
+
+@_sn_fwd_op.register_fake
+def _sn_fwd_fake(weight, u, v, n_power_iterations, eps, dim, training):
+    out = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
+    sigma = weight.new_empty(1, dtype=acc_dtype(weight))
+    return out, sigma, torch.empty_like(u), torch.empty_like(v)
+
+
+@torch.library.custom_op("gan_accel::spectral_norm_bwd", mutates_args=())
+def _sn_bwd_op(
+    grad: Tensor, weight: Tensor, u: Tensor, v: Tensor, sigma: Tensor, dim: int
+) -> Tensor:
+    return spectral_norm_backward(grad, weight, u, v, sigma, dim)
+
+
+@_sn_bwd_op.register_fake
+def _sn_bwd_fake(grad, weight, u, v, sigma, dim):
+    return torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
+
+
+def _sn_bwd_double_backward(grad, weight, u, v, sigma, dim, r, need_g, need_w):
+    # Torch formula. f(G, W) = G/s - (<G,W>/s^2) uv with s = u^T W_mat v (u, v constant); for
+    # an incoming R:
+    #   d<R,f>/dG = R/s - (<R,uv>/s^2) W
+    #   d<R,f>/dW = -(<R,G>/s^2) uv - (<R,uv>/s^2) G + 2 <G,W> <R,uv>/s^3 uv
+    gg = gw = None
+    if r is None or not (need_g or need_w):
+        return gg, gw
+    uv = torch_outer_as_weight(u, v, weight, dim)
+    s = sigma.reshape(()).to(r.dtype)
+    r_uv = (r * uv).sum()
+    if need_g:
+        gg = r / s - weight * (r_uv / (s * s))
+    if need_w:
+        g_w = (grad * weight).sum()
+        r_g = (r * grad).sum()
+        gw = (2 * g_w * r_uv / (s * s * s) - r_g / (s * s)) * uv - (r_uv / (s * s)) * grad
+    return gg, gw
+
+
+def _sn_bwd_setup(ctx, inputs, output):
+    grad, weight, u, v, sigma, dim = inputs
+    ctx.save_for_backward(grad, weight, u, v, sigma)
+    ctx.dim = dim
+
+
+def _sn_bwd_backward(ctx, r):
+    grad, weight, u, v, sigma = ctx.saved_tensors
+    gg, gw = _sn_bwd_double_backward(
+        grad, weight, u, v, sigma, ctx.dim, r, ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    )
+    return gg, gw, None, None, None, None
+
+
+_sn_bwd_op.register_autograd(_sn_bwd_backward, setup_context=_sn_bwd_setup)
+
+
+class _SpectralNormFunction(torch.autograd.Function):
+    """``out = weight / sigma`` via gan_accel::spectral_norm_fwd (which also updates u, v in
+    place when training); backward via gan_accel::spectral_norm_bwd.
+
+    ``torch.library.custom_op`` cannot attach a backward to an op that mutates its inputs, so
+    the differentiable wrapper is this (functorch-style, ``setup_context``) autograd.Function:
+    Dynamo traces it under ``torch.compile(fullgraph=True)`` and it composes with
+    ``torch.func.grad`` / ``functional_call`` (e.g. a spectrally normalised critic inside a
+    WGAN-GP penalty).
+    """
+
+    @staticmethod
+    def forward(weight, u, v, n_power_iterations, eps, dim, training):
+        out, sigma, u_used, v_used = torch.ops.gan_accel.spectral_norm_fwd(
+            weight, u, v, n_power_iterations, eps, dim, training
+        )
+        return out, sigma, u_used, v_used
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        weight, _, _, _, _, dim, _ = inputs
+        _, sigma, u_used, v_used = output
+        ctx.save_for_backward(weight, u_used, v_used, sigma)
+        ctx.dim = dim
+        ctx.mark_non_differentiable(sigma, u_used, v_used)
+
+    @staticmethod
+    def backward(ctx, grad_out, *_unused):
+        weight, u_used, v_used, sigma = ctx.saved_tensors
+        grad_w = None
+        if ctx.needs_input_grad[0] and grad_out is not None:
+            grad_w = _SpectralNormBackwardFunction.apply(
+                grad_out, weight, u_used, v_used, sigma, ctx.dim
+            )
+        return grad_w, None, None, None, None, None, None
+
+
+class _SpectralNormBackwardFunction(torch.autograd.Function):
+    """gan_accel::spectral_norm_bwd with a torch double-backward formula."""
+
+    @staticmethod
+    def forward(grad, weight, u, v, sigma, dim):
+        return torch.ops.gan_accel.spectral_norm_bwd(grad, weight, u, v, sigma, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _sn_bwd_setup(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx, r):
+        return _sn_bwd_backward(ctx, r)
+
+
+# --------------------------------------------------------------------------------------------
+# Reference (pure PyTorch, numerically torch.nn.utils.parametrizations.spectral_norm)
+# --------------------------------------------------------------------------------------------
+
+
+def _reshape_weight_to_matrix(weight: Tensor, dim: int) -> Tensor:
+    if dim != 0:
+        weight = weight.permute(dim, *(d for d in range(weight.dim()) if d != dim))
+    return weight.flatten(1)
+
+
+def torch_outer_as_weight(u: Tensor, v: Tensor, weight: Tensor, dim: int) -> Tensor:
+    """``u v^T`` laid out like ``weight`` (inverse of the matrix reshape for ``dim``)."""
+    shape = list(weight.shape)
+    moved = [shape[dim]] + shape[:dim] + shape[dim + 1 :]
+    uv = torch.outer(u, v).to(weight.dtype).reshape(moved)
+    return uv.movedim(0, dim)
+
+
+@torch.no_grad()
+def torch_spectral_norm_power_iteration_(
+    weight_mat: Tensor, u: Tensor, v: Tensor, n_power_iterations: int, eps: float
+) -> None:
+    """PyTorch's ``_SpectralNorm._power_method``: update ``u``, ``v`` in place.
+
+    Args:
+        weight_mat: the ``[H, K]`` weight matrix.
+        u, v: the ``[H]``/``[K]`` buffers, overwritten.
+        n_power_iterations: number of iterations.
+        eps: norm clamp.
+    """
+    for _ in range(n_power_iterations):
+        F.normalize(torch.mv(weight_mat, v), dim=0, eps=eps, out=u)
+        F.normalize(torch.mv(weight_mat.H, u), dim=0, eps=eps, out=v)
+
+
+def torch_spectral_norm(
+    weight: Tensor,
+    u: Tensor,
+    v: Tensor,
+    n_power_iterations: int = 1,
+    eps: float = 1e-12,
+    dim: int = 0,
+    training: bool = True,
+) -> Tensor:
+    """Pure-PyTorch spectral normalisation, step for step ``_SpectralNorm.forward``.
+
+    Args:
+        weight: the weight (``ndim >= 2``; 1-d weights are just normalised).
+        u, v: singular-vector buffers, updated in place when ``training``.
+        n_power_iterations: power iterations per training call.
+        eps: norm clamp.
+        dim: output dimension of ``weight``.
+        training: whether to run the power iteration.
+
+    Returns:
+        ``weight / sigma`` (differentiable w.r.t. ``weight``, u and v held constant).
+    """
+    if weight.ndim == 1:
+        return F.normalize(weight, dim=0, eps=eps)
+    weight_mat = _reshape_weight_to_matrix(weight, dim)
+    if training:
+        torch_spectral_norm_power_iteration_(weight_mat, u, v, n_power_iterations, eps)
+    u = u.clone(memory_format=torch.contiguous_format)
+    v = v.clone(memory_format=torch.contiguous_format)
+    sigma = torch.vdot(u, torch.mv(weight_mat, v))
+    return weight / sigma
+
+
+def torch_spectral_norm_backward(
+    grad: Tensor, weight: Tensor, u: Tensor, v: Tensor, sigma: Tensor, dim: int = 0
+) -> Tensor:
+    """Reference gradient of ``weight / (u^T W_mat v)`` w.r.t. ``weight`` (u, v constant).
+
+    Returns:
+        ``grad / sigma - (<grad, weight> / sigma^2) * (u v^T laid out like weight)``.
+    """
+    acc = acc_dtype(weight)
+    s = sigma.reshape(()).to(acc)
+    ga, wa = grad.to(acc), weight.to(acc)
+    uv = torch_outer_as_weight(u.to(acc), v.to(acc), wa, dim)
+    return (ga / s - ((ga * wa).sum() / (s * s)) * uv).to(weight.dtype)
+
+
+def triton_spectral_norm(
+    weight: Tensor,
+    u: Tensor,
+    v: Tensor,
+    n_power_iterations: int = 1,
+    eps: float = 1e-12,
+    dim: int = 0,
+    training: bool = True,
+) -> Tensor:
+    """Triton spectral normalisation (``gan_accel::spectral_norm_fwd``); same contract as
+    :func:`torch_spectral_norm`: ``u``/``v`` updated in place when ``training``, returns
+    ``weight / sigma`` differentiable w.r.t. ``weight``."""
+    if weight.ndim == 1:
+        return F.normalize(weight, dim=0, eps=eps)
+    out, _, _, _ = _SpectralNormFunction.apply(
+        weight, u, v, int(n_power_iterations), float(eps), int(dim), bool(training)
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parametrization and public op
+# --------------------------------------------------------------------------------------------
+
+
+class SpectralNorm(nn.Module):
+    """Spectral-norm parametrization, state-dict compatible with PyTorch's ``_SpectralNorm``.
+
+    Buffers ``_u`` ``[H]`` and ``_v`` ``[K]`` (absent for 1-d weights), initialised exactly as
+    PyTorch does: normalised ``normal_(0, 1)`` vectors followed by 15 power iterations.
+    """
+
+    def __init__(
+        self,
+        weight: Tensor,
+        n_power_iterations: int = 1,
+        dim: int = 0,
+        eps: float = 1e-12,
+        impl: str = "auto",
+    ) -> None:
+        super().__init__()
+        ndim = weight.ndim
+        if dim >= ndim or dim < -ndim:
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [-{ndim}, {ndim - 1}] "
+                f"but got {dim})"
+            )
+        if not isinstance(n_power_iterations, int) or n_power_iterations <= 0:
+            raise ValueError(
+                "Expected n_power_iterations to be a positive int, but got "
+                f"n_power_iterations={n_power_iterations!r}"
+            )
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be 'auto', 'triton' or 'torch', got {impl!r}")
+        self.dim = dim if dim >= 0 else dim + ndim
+        self.eps = eps
+        self.impl = impl
+        if ndim > 1:
+            self.n_power_iterations = n_power_iterations
+            weight_mat = _reshape_weight_to_matrix(weight.detach(), self.dim)
+            h, w = weight_mat.size()
+            u = weight_mat.new_empty(h).normal_(0, 1)
+            v = weight_mat.new_empty(w).normal_(0, 1)
+            self.register_buffer("_u", F.normalize(u, dim=0, eps=self.eps))
+            self.register_buffer("_v", F.normalize(v, dim=0, eps=self.eps))
+            torch_spectral_norm_power_iteration_(weight_mat, self._u, self._v, 15, self.eps)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        if weight.ndim == 1:
+            return F.normalize(weight, dim=0, eps=self.eps)
+        impl = resolve_impl(self.impl, weight, _OP_NAME)
+        fn = triton_spectral_norm if impl == "triton" else torch_spectral_norm
+        return fn(
+            weight, self._u, self._v, self.n_power_iterations, self.eps, self.dim, self.training
+        )
+
+    def right_inverse(self, value: Tensor) -> Tensor:
+        return value
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, eps={self.eps}, impl={self.impl!r}"
+
+
+def spectral_norm(
+    module: nn.Module,
+    name: str = "weight",
+    n_power_iterations: int = 1,
+    eps: float = 1e-12,
+    dim: int | None = None,
+    impl: str = "auto",
+) -> nn.Module:
+    """Apply spectral normalisation to ``module.<name>`` (drop-in for PyTorch's parametrization).
+
+    Args:
+        module: the layer (Linear, Conv*, ConvTranspose*, ...).
+        name: name of the weight parameter.
+        n_power_iterations: power iterations per training forward (>= 1).
+        eps: norm clamp.
+        dim: output dimension; default 1 for ConvTranspose1/2/3d, else 0.
+        impl: ``"auto"`` (Triton on CUDA, reference elsewhere, announced once), ``"triton"``
+            or ``"torch"``.
+
+    Returns:
+        ``module``, with a :class:`SpectralNorm` parametrization registered on ``name``; its
+        state dict has the same keys as with ``torch.nn.utils.parametrizations.spectral_norm``.
+    """
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
+    if dim is None:
+        convt = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+        dim = 1 if isinstance(module, convt) else 0
+    parametrize.register_parametrization(
+        module, name, SpectralNorm(weight, n_power_iterations, dim, eps, impl=impl)
+    )
+    return module

@@ -1,0 +1,138 @@
+"""InfoGAN: the seed's exact parameter counts, the info phase, and its two options."""
+
+import torch
+import torch.nn.functional as F
+
+from gan_accel.config import TrainConfig
+from gan_accel.training.trainer import count_params
+from gan_accel.variants import Batch, build_variant
+from gan_accel.variants.infogan import thickness_quantile
+
+
+def make(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return build_variant(TrainConfig.preset("infogan", **overrides))
+
+
+def batch(v, n=16, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.rand(n, 1, 28, 28, generator=gen) ** 3
+    labels = torch.arange(n) % 10
+    return Batch(real, labels, v.latent.sample(n, "cpu", gen))
+
+
+def test_seed_parameter_counts_are_exact():
+    v = make()
+    assert count_params(v.G) == 184_896  # DCGAN G with a 22-channel input
+    assert count_params(v.D) == 166_796  # "3-head, MSE"
+    assert count_params(make(info_cont_loss="nll").D) == 170_894  # "4-head, Gaussian NLL"
+    # the bias choices that give those counts: D head without, Q heads with
+    assert v.D.head.bias is None
+    assert v.D.q_cat.bias.shape == (10,) and v.D.q_mu.bias.shape == (2,)
+    assert v.D.q_logvar is None
+
+
+def test_latent_and_generator_inputs():
+    v = make()
+    spec = v.latent
+    assert (spec.z_dim, spec.z_dist, spec.cat_dim, spec.cont_dim) == (10, "uniform", 10, 2)
+    assert spec.input_names == ["z", "codes"]
+    lat = batch(v).latent
+    assert lat["codes"].shape == (16, 12)
+    assert float(lat["z"].min()) >= -1 and float(lat["z"].max()) <= 1
+    assert torch.equal(lat["codes"][:, :10].sum(1), torch.ones(16))  # one-hot categorical
+    img = v.G(z=lat["z"], codes=lat["codes"])
+    assert img.shape == (16, 1, 28, 28)
+
+
+def test_preset_is_the_seed():
+    cfg = TrainConfig.preset("infogan")
+    assert (cfg.lr_d, cfg.lr_g, cfg.info_lr, cfg.batch_size) == (5e-4, 2e-4, 1e-4, 64)
+    assert (cfg.info_cont_weight, cfg.real_label, cfg.spectral_norm) == (0.1, 0.9, True)
+
+
+def test_info_phase_is_a_third_adam_over_g_and_d():
+    v = make()
+    phases = v.phases()
+    assert [p.name for p in phases] == ["D", "G", "info"]
+    info = phases[2]
+    assert info.lr == 1e-4 and info.every == 1
+    ids = {id(p) for p in info.params}
+    assert ids == {id(p) for p in [*v.G.parameters(), *v.D.parameters()]}
+
+
+def test_one_info_step_moves_g_and_the_shared_d_trunk_but_not_the_d_head():
+    v = make()
+    info = v.phases()[2]
+    before = {k: p.detach().clone() for k, p in v.named_parameters()}
+    opt = torch.optim.Adam(info.params, lr=info.lr, betas=(0.5, 0.99))
+    loss, logs = info.loss(batch(v))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    changed = {k for k, p in v.named_parameters() if not torch.equal(p, before[k])}
+    g_params = {k for k in before if k.startswith("G.")}
+    trunk = {k for k in before if k.startswith("D.trunk.")}
+    assert g_params <= changed, sorted(g_params - changed)
+    assert trunk <= changed, sorted(trunk - changed)
+    assert not any(k.startswith("D.head.") for k in changed)  # the info loss has no D term
+    assert {"loss_info", "info_cat", "info_cont", "info_cat_acc"} <= set(logs)
+
+
+def test_info_loss_is_ce_plus_weighted_mse():
+    v = make().eval()
+    b = batch(v)
+    loss, logs = v.info_loss(b)
+    q = v.D.heads(v.G(**b.latent))
+    codes = b.latent["codes"]
+    ce = F.cross_entropy(q.cat_logits, codes[:, :10].argmax(1))
+    mse = F.mse_loss(q.cont_mu, codes[:, 10:])
+    torch.testing.assert_close(loss, ce + 0.1 * mse)
+
+
+def test_nll_variant_uses_gaussian_nll_of_the_continuous_codes():
+    v = make(info_cont_loss="nll").eval()
+    with torch.no_grad():  # make the variance head matter
+        v.D.q_logvar.bias.fill_(0.5)
+    b = batch(v)
+    q = v.D.heads(v.G(**b.latent))
+    assert q.cont_logvar.shape == (16, 2)
+    cont = b.latent["codes"][:, 10:]
+    expected = F.gaussian_nll_loss(q.cont_mu, cont, q.cont_logvar.exp())
+    torch.testing.assert_close(v.cont_loss(q.cont_mu, q.cont_logvar, cont), expected)
+    _, logs = v.info_loss(b)
+    torch.testing.assert_close(logs["info_cont"], expected)
+
+
+def test_supervised_code_adds_ce_on_real_labels():
+    plain = make().eval()
+    sup = make(supervised_code=True).eval()
+    b = batch(plain)
+    loss_plain, _ = plain.info_loss(b)
+    loss_sup, logs = sup.info_loss(b)
+    expected = F.cross_entropy(sup.D.heads(b.real).cat_logits, b.labels)
+    torch.testing.assert_close(loss_sup - loss_plain, expected)
+    torch.testing.assert_close(logs["info_sup"], expected)
+
+
+def test_thickness_quantile_ranks_ink_within_each_class():
+    images = torch.zeros(5, 1, 28, 28)
+    ink = torch.tensor([0.3, 0.1, 0.2, 0.9, 0.5])
+    images += ink.view(5, 1, 1, 1)
+    labels = torch.tensor([1, 1, 1, 7, 4])
+    q = thickness_quantile(images, labels)
+    # class 1: inks 0.3, 0.1, 0.2 -> ranks 2, 0, 1 of 3 -> (2r + 1)/3 - 1; classes 7, 4 alone
+    torch.testing.assert_close(q, torch.tensor([2 / 3, -2 / 3, 0.0, 0.0, 0.0]))
+
+
+def test_thickness_guidance_teaches_q_cont0_the_real_thickness():
+    plain = make().eval()
+    guided = make(thickness_guidance=True).eval()
+    b = batch(plain)
+    loss_plain, _ = plain.info_loss(b)
+    loss_guided, logs = guided.info_loss(b)
+    target = thickness_quantile(b.real, b.labels)
+    expected = F.mse_loss(guided.D.heads(b.real).cont_mu[:, 0], target)
+    torch.testing.assert_close(logs["info_thick"], expected)
+    torch.testing.assert_close(loss_guided - loss_plain, 0.1 * expected)
+
