@@ -54,6 +54,8 @@ class TrainConfig:
                              min=0.0, max=1.0)
     feature_matching: bool = _opt(False, "G matches mean D features of real and fake")
     minibatch_disc: bool = _opt(False, "minibatch discrimination layer in D")
+    virtual_batch_norm: bool = _opt(False, "virtual batch norm in G: each sample normalised "
+                                    "with a fixed reference batch's statistics and its own")
     historical_averaging: float = _opt(0.0, "weight of the historical-averaging penalty",
                                        min=0.0)
     augment: str = _opt("none", "differentiable augmentation of every image D sees: none, or a "

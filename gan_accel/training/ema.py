@@ -20,6 +20,8 @@ import copy
 import torch
 from torch import nn
 
+from ..models.layers import VirtualBatchNorm
+
 
 def ema_beta(half_life_kimg: float, rampup: float, images_seen: int, batch_images: int) -> float:
     """The per-step decay for a half-life of ``half_life_kimg`` thousand images."""
@@ -37,14 +39,15 @@ STAT_SEED = 0x5EED
 @torch.no_grad()
 def recalibrate_batch_norm(G: nn.Module, latent, device, batches: int = STAT_BATCHES,
                            batch_size: int = STAT_BATCH_SIZE, seed: int = STAT_SEED) -> None:
-    """Re-estimate every BatchNorm's running statistics from G's forward passes.
+    """Re-estimate every BatchNorm's running statistics (and virtual batch norm's reference
+    statistics) from G's forward passes.
 
     ``latent`` is the variant's :class:`LatentSpec`; latents come from a fixed-seed CPU
     generator, so the result does not depend on, or disturb, any other RNG.
     """
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
+    if not norms and not any(isinstance(m, VirtualBatchNorm) for m in G.modules()):
+        return  # nothing whose statistics depend on the weights
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from .. import __version__
@@ -52,6 +51,7 @@ from ..plots import plot_losses, save_grid
 from ..variants import Batch, Phase, Variant, build_variant
 from .distributed import dist_info
 from .ema import GeneratorEMA
+from .guard import DivergenceGuard, make_optimizer
 
 
 class Diverged(RuntimeError):
@@ -124,6 +124,7 @@ class Trainer:
         self.phases: list[Phase] = self.variant.phases()
         self._setup_data()
         self._setup_optim()
+        self.guard = DivergenceGuard([ph.name for ph in self.phases], self.device, self.world)
         self.ema = GeneratorEMA(self.variant.G, cfg.ema, cfg.ema_rampup) if cfg.ema > 0 else None
         self.noise = torch.Generator(device=self.device)
         self.fixed_latent = fixed_latent_for(self.variant, self.device, cfg.seed)
@@ -158,16 +159,15 @@ class Trainer:
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.scheds: dict[str, torch.optim.lr_scheduler.ReduceLROnPlateau] = {}
         for ph in self.phases:
-            if cfg.optimizer == "rmsprop":
-                opt = torch.optim.RMSprop(ph.params, lr=ph.lr)
-            else:
-                opt = torch.optim.Adam(ph.params, lr=ph.lr, betas=(cfg.beta1, cfg.beta2))
+            opt = make_optimizer(cfg.optimizer, ph.params, ph.lr, (cfg.beta1, cfg.beta2))
             self.optims[ph.name] = opt
             if cfg.plateau_factor < 1:
                 self.scheds[ph.name] = torch.optim.lr_scheduler.ReduceLROnPlateau(
                     opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
 
     def _make_loss_fns(self):
+        """Each phase's loss function; with --compile one graph (fullgraph=True) each, whose
+        backward AOT autograd compiles with it."""
         fns = {}
         for ph in self.phases:
             fn = ph.loss
@@ -175,6 +175,31 @@ class Trainer:
                 fn = torch.compile(fn, mode=self.cfg.compile_mode, fullgraph=True)
             fns[ph.name] = fn
         return fns
+
+    def _phase_loss(self, ph: Phase, batch: Batch):
+        if self.ddp is not None:
+            return self.ddp(ph.name, batch)
+        return self.loss_fns[ph.name](batch)
+
+    def _first_call(self, ph: Phase, batch: Batch):
+        """The phase's first call: with --compile it compiles, which is said and timed."""
+        compiling = self.cfg.compile
+        if compiling and self.rank == 0:
+            self.log(f"compiling the {ph.name} phase (torch.compile, mode "
+                     f"{self.cfg.compile_mode}, fullgraph) ...")
+        t0 = time.perf_counter()
+        try:
+            out = self._phase_loss(ph, batch)
+        except torch._dynamo.exc.Unsupported as exc:  # a graph break under fullgraph=True
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--compile: the {ph.name} phase of {self.cfg.model} does not "
+                            f"compile to one graph ({first}); train without --compile or "
+                            "remove the graph break from the variant") from None
+        seconds = time.perf_counter() - t0
+        self.first_call_seconds[ph.name] = seconds
+        if compiling and self.rank == 0:
+            self.log(f"compiled the {ph.name} phase in {seconds:.1f} s (first step included)")
+        return out
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):
@@ -195,21 +220,15 @@ class Trainer:
             batch = Batch(real, labels, latent,
                           aug.draw(real.shape[0], self.device, self.noise) if aug else None)
             with torch.profiler.record_function(f"{ph.name}_step"):
-                first, t0 = ph.name not in self.first_call_seconds, time.perf_counter()
                 with self._autocast():
-                    if self.ddp is not None:
-                        loss, phase_logs = self.ddp(ph.name, batch)
+                    if ph.name in self.first_call_seconds:
+                        loss, phase_logs = self._phase_loss(ph, batch)
                     else:
-                        loss, phase_logs = self.loss_fns[ph.name](batch)
-                if first:  # with --compile: the compile time plus one step
-                    self.first_call_seconds[ph.name] = time.perf_counter() - t0
-                if not self._all_finite(loss):
-                    value = float(loss.detach())
-                    raise Diverged(f"non-finite {ph.name} loss {value} at step {step}")
+                        loss, phase_logs = self._first_call(ph, batch)
                 opt = self.optims[ph.name]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
+                self.guard.step(ph.name, opt, loss, step)  # skipped on a non-finite value
                 if ph.after is not None:
                     ph.after()
             self.epoch_sums.add(ph.name, loss)
@@ -220,11 +239,16 @@ class Trainer:
             self.ema.update(self.variant.G, self.pos.step * images, images)
         return logs
 
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        ok = torch.isfinite(loss.detach()).to(torch.int32)
-        if self.world > 1:  # every rank must take the same branch
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        return bool(ok)
+    def check_finite(self) -> None:
+        """Raise :class:`Diverged` if any step so far had a non-finite loss or gradient.
+
+        Reads the guard's device flags, so it waits for the device: called every
+        ``--log-every`` steps and before every checkpoint, never per phase.
+        """
+        bad = self.guard.first_bad()
+        if bad is not None:
+            raise Diverged(f"non-finite {bad.phase} loss or gradient (loss {bad.loss}) at step "
+                           f"{bad.step}; that update was skipped")
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -236,9 +260,11 @@ class Trainer:
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
         self._say_setup(total)
+        self._t_fit, self.excluded_seconds = time.perf_counter(), 0.0
         while self.pos.step < total:
             try:
                 self._run_until(total)
+                self.check_finite()
             except Diverged as exc:
                 self._handle_divergence(exc)
         if self.rank == 0:
@@ -265,6 +291,7 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                     if self.pos.step % cfg.log_every == 0 or self.pos.step == total:
+                        self.check_finite()
                         now = time.perf_counter()
                         ips = (self.pos.step - step_last) * cfg.batch_size * self.world / max(
                             now - t_last, 1e-9)
@@ -274,8 +301,10 @@ class Trainer:
                             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                                              if k.startswith("loss_") or k == "img_per_s"})
                     if cfg.eval_every and self.pos.step % cfg.eval_every == 0:
+                        self.check_finite()
                         self._evaluate()
                     if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
+                        self.check_finite()  # never a checkpoint after a skipped update
                         self.save()
                     if self.pos.step >= total:
                         break
@@ -286,6 +315,7 @@ class Trainer:
                 bar.close()
 
     def _end_epoch(self) -> None:
+        self.check_finite()
         means = self.epoch_sums.means()
         for name, sched in self.scheds.items():
             if name in means:
@@ -329,11 +359,20 @@ class Trainer:
                  f"{cfg.batch_size} | run dir {self.run_dir}")
 
     # -- evaluation and divergence ---------------------------------------------------------
+    def train_seconds(self) -> float:
+        """Wall seconds of training in this fit() so far: evaluation and writing excluded."""
+        return time.perf_counter() - self._t_fit - self.excluded_seconds
+
     def _evaluate(self) -> None:
         if self.evaluator is None or self.rank != 0:
             return
+        t0 = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = self.train_seconds()
         result = self.evaluator(self)
-        self._write_metrics({"kind": "eval", "step": self.pos.step, **result})
+        self._write_metrics({"kind": "eval", "step": self.pos.step,
+                             "train_seconds": round(seconds, 2), **result})
         best_file = self.run_dir / "best" / "best.json"
         score = result.get("fid")
         prev = None
@@ -341,6 +380,7 @@ class Trainer:
             prev = json.loads(best_file.read_text()).get("eval", {}).get("fid")
         if score is not None and (prev is None or score < prev):
             self.save(folder=self.run_dir / "best", name="best", extra={"eval": result})
+        self.excluded_seconds += time.perf_counter() - t0
 
     def _handle_divergence(self, exc: Diverged) -> None:
         found = list_checkpoints(self.run_dir)
@@ -356,6 +396,7 @@ class Trainer:
         rollbacks = self.pos.rollbacks + 1
         self.log(f"diverged ({exc}); rolling back to {last} with halved learning rates")
         self.load(last)
+        self.guard.reset()
         self.pos.rollbacks = rollbacks
         for opt in self.optims.values():
             for group in opt.param_groups:

@@ -93,10 +93,10 @@ def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_ran
         on_u, a, b = _columns(u, t)
         on = on_u < p  # [B] bool
         if t is Transform.COLOR:
-            bright = (a - 0.5) * (0.5 * (hi - lo)) * on  # [B]
-            contrast = torch.where(on, b + 0.5, torch.ones_like(b))
+            bright = ((a - 0.5) * (0.5 * (hi - lo)))[:, None, None, None]  # +-1/4 of the width
+            contrast = (b + 0.5)[:, None, None, None]  # x [0.5, 1.5] about the image mean
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * contrast[:, None, None, None] + mean + bright[:, None, None, None]
+            x = torch.where(on[:, None, None, None], (x - mean) * contrast + mean + bright, x)
         elif t is Transform.TRANSLATION:
             s = int(max(H, W) * TRANSLATION_RATIO + 0.5)
             dy = ((a * (2 * s + 1)).floor().long() - s) * on  # [B] in [-s, s]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..latent import LatentSpec
+from ..models.layers import ReferenceBatchGenerator
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
 from .augment import Augment, parse_policy
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the config names a variant by string; variants never import
     from ..config import TrainConfig
 
 Logs = dict[str, torch.Tensor]
+VBN_REFERENCE = 64  # rows of virtual batch norm's reference batch
 
 
 class Batch(NamedTuple):
@@ -63,6 +65,8 @@ class Variant(nn.Module, ABC):
         self.cfg, self.ops = cfg, ops
         self.latent = self.latent_spec()
         self.G = self.build_generator()
+        if cfg.virtual_batch_norm:
+            self.G = ReferenceBatchGenerator(self.G, self.reference_latent())
         self.D = self.build_discriminator()
         policy = parse_policy(cfg.augment)
         self.augment = Augment(policy, self.output_range) if policy else None
@@ -74,6 +78,11 @@ class Variant(nn.Module, ABC):
     # -- architecture ----------------------------------------------------------------------
     def latent_spec(self) -> LatentSpec:
         return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist)
+
+    def reference_latent(self) -> dict[str, torch.Tensor]:
+        """The fixed reference batch of virtual batch norm, drawn from the run's seed."""
+        gen = torch.Generator().manual_seed(self.cfg.seed + 104_729)
+        return self.latent.sample(VBN_REFERENCE, "cpu", gen)
 
     @abstractmethod
     def build_generator(self) -> nn.Module:

@@ -34,6 +34,7 @@ class HistoricalAverage(nn.Module):
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         self.count += 1
-        w = float(1.0 / self.count)
-        for i, p in enumerate(module.parameters()):
-            getattr(self, f"avg{i}").lerp_(p.detach(), w)
+        avgs = [getattr(self, f"avg{i}") for i, _ in enumerate(module.parameters())]
+        # the weight stays a device tensor: no host sync in the training step
+        torch._foreach_lerp_(avgs, [p.detach() for p in module.parameters()],
+                             (1.0 / self.count).to(avgs[0].dtype))
