@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-
-from gan_accel.config import TrainConfig
 from gan_accel.export.onnx_export import export_generator
 from gan_accel.export.runtime import CPU, OnnxGenerator
+
+from gan_accel.config import TrainConfig
 from gan_accel.models.layers import ReferenceBatchGenerator, VirtualBatchNorm
 from gan_accel.training.trainer import count_params
 from gan_accel.variants import build_variant
