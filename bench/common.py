@@ -245,6 +245,7 @@ class Result:
     config: dict
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tag: str = ""  # appended to the file name, e.g. the dataset of a quality run
 
 
 def add_speedups(rows: list[dict], group_keys: tuple[str, ...], name_key: str,
@@ -283,7 +284,7 @@ def write_result(result: Result, env: dict, out_dir: Path, quick: bool,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = to_document(result, env, quick)
-    stem = result_stem(env, result.suite, quick)
+    stem = result_stem(env, result.suite + (f"-{result.tag}" if result.tag else ""), quick)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md"}
     paths["json"].write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
     doc = load_document(paths["json"])  # the table and plot are drawn from the file

@@ -19,6 +19,7 @@ SUITES_META: dict[str, dict] = {
     "kernels": {"key": ("op", "shape", "impl", "pass"), "metric": "us_per_call",
                 "higher_is_better": False},
     "profile": {"key": ("name",), "metric": "self_ms", "higher_is_better": False},
+    "quality": {"key": ("model", "mode"), "metric": "fid", "higher_is_better": False},
 }
 
 

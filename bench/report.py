@@ -33,6 +33,13 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                 ("BW fraction", "bw_fraction"), ("status", "status")],
     "profile": [("kind", "kind"), ("name", "name"), ("calls", "calls"),
                 ("self ms", "self_ms"), ("total ms", "total_ms")],
+    "quality": [("model", "model"), ("mode", "mode"), ("steps", "steps"), ("FID", "fid"),
+                ("FID / floor", "fid_ratio"), ("KID", "kid"), ("classes", "classes_present"),
+                ("largest share", "largest_class_share"), ("label acc", "label_accuracy"),
+                ("code acc", "code_accuracy"), ("D probe", "d_probe_accuracy"),
+                ("train s", "train_s"), ("compile s", "compile_s"),
+                ("all targets at s", "ttq_all_s"), ("at step", "ttq_all_step"),
+                ("targets", "targets"), ("status", "status")],
 }
 
 
@@ -145,7 +152,7 @@ def render_plot(docs: list[dict], path: Path) -> Path | None:
 
     suite = docs[0]["suite"]
     drawer = {"inference": _plot_inference, "train": _plot_bars,
-              "kernels": _plot_kernels}.get(suite)
+              "kernels": _plot_kernels, "quality": _plot_quality}.get(suite)
     if drawer is None:
         return None
     fig = drawer(plt, docs)
@@ -223,6 +230,45 @@ def _plot_kernels(plt, docs):
     fig = _bars(plt, groups, series, "speedup vs PyTorch baseline (x)",
                 "kernels: " + " vs ".join(labels), log=False)
     fig.axes[0].axhline(1.0, color="k", lw=0.8)
+    return fig
+
+
+def _plot_quality(plt, docs):
+    """Time to quality: FID / floor against training seconds, a line per variant and mode."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    labels = _labels(docs)
+    drawn = False
+    colors: dict[str, object] = {}
+    for i, d in enumerate(docs):
+        for r in d["rows"]:
+            pts = [(e["train_seconds"], e["fid_ratio"]) for e in r.get("curve") or []
+                   if e.get("fid_ratio") is not None]
+            if not pts:
+                continue
+            color = colors.setdefault(r["model"], f"C{len(colors) % 10}")
+            style = "-" if r.get("mode", "eager") == "eager" else "--"
+            label = f"{r['model']} {r.get('mode', '')}".strip()
+            if len(docs) > 1:
+                label += f" [{labels[i]}]"
+            ax.plot(*zip(*pts, strict=True), style, color=color, marker="o", ms=2.5, lw=1.2,
+                    label=label)
+            if r.get("ttq_all_s") is not None:
+                ax.axvline(r["ttq_all_s"], color=color, lw=0.6, ls=":")
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    for y, text in ((10, "dcgan target"), (20, "other variants' target")):
+        ax.axhline(y, color="k", lw=0.7, ls="-.")
+        ax.text(ax.get_xlim()[0], y * 1.04, text, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("training seconds (evaluation excluded)")
+    ax.set_ylabel("FID / real-data floor")
+    dataset = docs[0]["config"].get("dataset", "")
+    ax.set_title(f"time to quality on {dataset}: " + " vs ".join(labels) +
+                 " (dotted: all targets met)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     return fig
 
 

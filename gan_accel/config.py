@@ -139,7 +139,8 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def _field_type(f: dataclasses.Field):
+def field_type(f: dataclasses.Field):
+    """The Python type of a TrainConfig field (``str | None`` -> str)."""
     hint = typing.get_type_hints(TrainConfig)[f.name]
     if isinstance(hint, types.UnionType):  # "str | None" -> str
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -149,7 +150,7 @@ def _field_type(f: dataclasses.Field):
 def add_config_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """Add one ``--flag`` per TrainConfig field, with ``help=`` and the preset's default."""
     for f in fields(TrainConfig):
-        kind = _field_type(f)
+        kind = field_type(f)
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         helptext = f"{f.metadata['help']} (default: {default})"

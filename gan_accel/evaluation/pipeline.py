@@ -532,13 +532,16 @@ class TrainingEvaluator:
     generated images (the EMA G when the run keeps one) against as many real ones; the real
     features and floor are computed on the first call and reused. Fixed latent seed, so
     successive evaluations differ only by the weights. Adds ``fid_floor`` and, for cGAN /
-    InfoGAN, ``label_accuracy`` / ``code_accuracy_generated``.
+    InfoGAN, ``label_accuracy`` / ``code_accuracy_generated``; with ``code_accuracy=True``
+    also InfoGAN's Q-head ``code_accuracy`` on held-out real digits.
     """
 
-    def __init__(self, cfg, kid_subsets: int = 20, log: Callable[[str], Any] = _quiet):
+    def __init__(self, cfg, kid_subsets: int = 20, log: Callable[[str], Any] = _quiet,
+                 code_accuracy: bool = False):
         self.cfg, self.kid_subsets, self.log = cfg, kid_subsets, log
-        self.real = load_real_data(cfg.dataset, cfg.data_dir, probe_train=0, probe_test=0,
-                                   log=log)
+        self.code_accuracy = code_accuracy
+        self.real = load_real_data(cfg.dataset, cfg.data_dir, probe_train=0,
+                                   probe_test=PROBE_TEST if code_accuracy else 0, log=log)
         self.real.check_n(cfg.eval_samples, "--eval-samples")
         self.reference: Reference | None = None
 
@@ -558,8 +561,11 @@ class TrainingEvaluator:
                                  variant.output_range, num_classes=spec.num_classes,
                                  cat_dim=spec.cat_dim, reference=ref)
         keys = ("fid", "kid", "classes_present", "largest_class_share", "fid_floor",
-                "label_accuracy", "code_accuracy_generated")
-        return {k: res[k] for k in keys if k in res}
+                "fid_ratio", "label_accuracy", "code_accuracy_generated")
+        out = {k: res[k] for k in keys if k in res}
+        if self.code_accuracy and spec.cat_dim:  # InfoGAN's Q head on held-out real digits
+            out.update(discriminator_metrics(variant, self.real, trainer.device, probe=False))
+        return out
 
 
 # --------------------------------------------------------------------------- reporting

@@ -345,6 +345,7 @@ def test_quality_bench_quick_writes_json_and_markdown(tmp_path):
     (row,) = doc["rows"]
     assert doc["suite"] == "quality" and doc["config"]["eval_n"] == 100
     assert row["model"] == "dcgan" and row["status"] == "ok" and row["steps"] == 5
+    assert row["mode"] == "eager" and row["curve"][-1]["step"] == 5  # the last step evaluated
     assert row["fid"] > row["fid_floor"] > 0
     assert row["targets"].startswith("missed")  # 5 steps cannot meet the targets
     assert 0 <= row["d_probe_accuracy"] <= 1
@@ -355,10 +356,58 @@ def test_quality_bench_quick_writes_json_and_markdown(tmp_path):
 def test_quality_targets_rules():
     from gan_accel.bench.quality import targets
 
-    ok = {"classes_present": 10, "largest_class_share": 0.12, "fid_ratio": 1.5}
+    ok = {"classes_present": 10, "largest_class_share": 0.12, "fid_ratio": 9.5}
     assert targets("dcgan", ok) == "met"
     assert "largest share" in targets("gan", {**ok, "largest_class_share": 0.2})
-    assert "FID" in targets("wgan-gp", {**ok, "fid_ratio": 2.5})
-    assert targets("lsgan", {**ok, "fid_ratio": 2.5}) == "met"  # no FID target for lsgan
-    assert "label acc" in targets("cgan", {"label_accuracy": 0.9})
-    assert "code acc" in targets("infogan", {**ok, "code_accuracy": 0.9})
+    assert "9/10 classes" in targets("gan", {**ok, "classes_present": 9})
+    assert "FID" in targets("dcgan", {**ok, "fid_ratio": 10.5})  # dcgan: <= 10x the floor
+    assert targets("lsgan", {**ok, "fid_ratio": 19.0}) == "met"  # the others: <= 20x
+    assert "FID" in targets("wgan-gp", {**ok, "fid_ratio": 20.5})
+    assert "label acc" in targets("cgan", {"label_accuracy": 0.98, "fid_ratio": 5.0})
+    assert targets("cgan", {"label_accuracy": 0.995, "fid_ratio": 5.0}) == "met"
+    assert "code acc" in targets("infogan", {**ok, "code_accuracy": 0.94})
+    assert targets("infogan", {**ok, "code_accuracy": 0.96}) == "met"
+
+
+def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
+    """The bench trains with an evaluator called every --eval-every steps; a stub that
+    scripts the metrics shows that the first step and seconds of each target are recorded."""
+    from types import SimpleNamespace
+
+    from gan_accel.bench import quality
+
+    script = [  # what the stub reports at its 1st, 2nd, ... call
+        {"fid_ratio": 40.0, "classes_present": 9, "largest_class_share": 0.3},
+        {"fid_ratio": 15.0, "classes_present": 10, "largest_class_share": 0.2},
+        {"fid_ratio": 12.0, "classes_present": 10, "largest_class_share": 0.14},
+        {"fid_ratio": 9.0, "classes_present": 10, "largest_class_share": 0.12},
+        {"fid_ratio": 8.0, "classes_present": 10, "largest_class_share": 0.11},
+    ]
+
+    class Stub(quality.QualityEvaluator):
+        def __init__(self, cfg):
+            self.evals = []
+
+        def __call__(self, trainer):
+            result = script[len(self.evals)]
+            self.evals.append({"step": trainer.pos.step,
+                               "train_seconds": round(trainer.train_seconds(), 2), **result})
+            return result
+
+    args = SimpleNamespace(epochs=None, dataset="mnist-5k", data_dir=None, seed=0,
+                           device="cpu", eval_every=2)
+    s = {"steps": 10, "eval_n": 100, "kid_subsets": 5, "probe_train": 100, "probe_test": 50,
+         "probe_epochs": 5}
+    row, _ = quality.run_variant("gan", "eager", args, s, tmp_path / "run", {"ema": 0.0},
+                                 evaluator_factory=Stub)
+    steps = [e["step"] for e in row["curve"]]
+    assert steps == [2, 4, 6, 8, 10]
+    seconds = [e["train_seconds"] for e in row["curve"]]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    ttq = row["ttq"]
+    assert ttq["fid"] == {"step": 4, "seconds": seconds[1]}  # gan: FID / floor <= 20
+    assert ttq["coverage"] == {"step": 6, "seconds": seconds[2]}
+    assert ttq["all"] == {"step": 6, "seconds": seconds[2]}
+    assert (row["ttq_all_step"], row["ttq_all_s"]) == (6, seconds[2])
+    dcgan = quality.time_to_quality("dcgan", row["curve"])
+    assert dcgan["fid"]["step"] == 8 and dcgan["all"]["step"] == 8  # dcgan: <= 10x
