@@ -12,6 +12,7 @@ from ..latent import LatentSpec
 from ..ranges import OutputRange
 
 FORMAT = "gan-accel-onnx/1"
+PT2_FORMAT = "gan-accel-pt2/1"  # the same keys, in an AOTInductor package's metadata
 OUTPUT_NAME = "image"
 
 
@@ -34,6 +35,7 @@ class ModelMeta:
     source: str = ""  # the checkpoint the weights came from, if any
     ema: bool = False
     versions: dict = field(default_factory=dict)  # gan_accel, torch, onnx
+    quantization: dict = field(default_factory=dict)  # int8 exports: calibration, gate, ops
 
     @property
     def latent(self) -> LatentSpec:
@@ -48,13 +50,15 @@ class ModelMeta:
     def code_dim(self) -> int:
         return self.latent.code_dim
 
-    def to_props(self) -> dict[str, str]:
-        """Flat ``{key: string}`` for ``ModelProto.metadata_props``."""
+    def to_props(self, fmt: str = FORMAT) -> dict[str, str]:
+        """Flat ``{key: string}`` for ``ModelProto.metadata_props`` (or a .pt2's metadata)."""
         d = asdict(self)
-        props = {"format": FORMAT}
+        props = {"format": fmt}
         for key, value in d.items():
             if key == "versions":
                 props.update({f"version.{k}": str(v) for k, v in value.items()})
+            elif key == "quantization":
+                props.update({f"quant.{k}": str(v) for k, v in value.items()})
             elif value is None:
                 props[key] = ""
             else:
@@ -63,10 +67,11 @@ class ModelMeta:
         return props
 
     @classmethod
-    def from_props(cls, props: dict[str, str], where: str = "model") -> ModelMeta:
+    def from_props(cls, props: dict[str, str], where: str = "model",
+                   fmt: str = FORMAT) -> ModelMeta:
         """Parse :meth:`to_props` output; ValueError naming ``where`` if it is not ours."""
-        if props.get("format") != FORMAT:
-            raise ValueError(f"{where} has no gan-accel metadata (format {FORMAT!r}); export it "
+        if props.get("format") != fmt:
+            raise ValueError(f"{where} has no gan-accel metadata (format {fmt!r}); export it "
                              "with `python -m gan_accel.export`")
         try:
             meta = cls(
@@ -78,7 +83,9 @@ class ModelMeta:
                 opset=int(props.get("opset", 0)), exporter=props.get("exporter", ""),
                 source=props.get("source", ""), ema=props.get("ema") == "true",
                 versions={k[len("version."):]: v for k, v in props.items()
-                          if k.startswith("version.")})
+                          if k.startswith("version.")},
+                quantization={k[len("quant."):]: v for k, v in props.items()
+                              if k.startswith("quant.")})
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{where} has broken gan-accel metadata ({exc!r}); "
                              "re-export it") from None

@@ -50,6 +50,7 @@ from ..errors import UserError
 from ..latent import LATENT_FIELDS, LatentSpec
 from ..ranges import OutputRange
 from ..variants import Variant
+from .conv_form import to_conv_form
 from .metadata import OUTPUT_NAME, ModelMeta
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native floor: widest runtime support (ORT >= 1.14)
@@ -103,8 +104,11 @@ class ConvTransposeAsLinear(nn.Module):
             if ct.bias is not None:
                 self.linear.bias.copy_(ct.bias.repeat_interleave(kh * kw))
 
+        self.activation = nn.Identity()  # a pointwise op moved in front of the view
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.linear(x.flatten(1)).view(x.shape[0], self.cout, self.kh, self.kw)
+        y = self.activation(self.linear(x.flatten(1)))
+        y = y.view(x.shape[0], self.cout, self.kh, self.kw)
         if self.ph or self.pw:
             y = y[:, :, self.ph:self.kh - self.ph, self.pw:self.kw - self.pw]
         return y
@@ -162,8 +166,13 @@ def _conv_transpose_input_sizes(model: nn.Module, example: dict) -> dict[str, tu
     return sizes
 
 
-def prepare_generator(G: nn.Module, example: dict[str, torch.Tensor]) -> nn.Module:
-    """An export-ready fp32 CPU copy of ``G`` (see the module docstring, step 1)."""
+def prepare_generator(G: nn.Module, example: dict[str, torch.Tensor], *,
+                      conv_form: bool = False) -> nn.Module:
+    """An export-ready fp32 CPU copy of ``G`` (see the module docstring, step 1).
+
+    ``conv_form``: also rewrite the remaining ConvTranspose2d layers as Conv2d + pixel
+    shuffle (:mod:`export.conv_form`), the form int8 kernels exist for; slower in fp32.
+    """
     model = copy.deepcopy(G).float().cpu().eval()
     _bake_parametrizations(model)
     fold_batchnorm(model)
@@ -175,6 +184,8 @@ def prepare_generator(G: nn.Module, example: dict[str, torch.Tensor]) -> nn.Modu
     for m in model.modules():
         if getattr(m, "inplace", None) is True:
             m.inplace = False
+    if conv_form:
+        to_conv_form(model)
     return model.eval()
 
 
@@ -333,7 +344,8 @@ def validate_onnx(path: str | os.PathLike, G: nn.Module, latent: LatentSpec, tol
 def export_generator(variant_or_G, path: str | os.PathLike, *, opset: int | None = None,
                      fp16: bool = False, meta: dict | None = None, validate: bool = True,
                      batch_sizes: Sequence[int] = VALIDATE_BATCHES,
-                     tolerance: float | None = None, verbose: bool = False) -> dict:
+                     tolerance: float | None = None, verbose: bool = False,
+                     conv_form: bool = False) -> dict:
     """Export a generator to ``path`` (.onnx); validate it before it appears there.
 
     Args:
@@ -346,6 +358,8 @@ def export_generator(variant_or_G, path: str | os.PathLike, *, opset: int | None
         tolerance: max abs error allowed (default :data:`FP32_TOLERANCE` or
             :data:`FP16_TOLERANCE` for the output range).
         verbose: print the per-batch errors.
+        conv_form: ConvTranspose2d layers as Conv2d + pixel shuffle (the int8 path's input;
+            validated against the original generator like any export).
     Returns:
         report dict: path, variant, exporter, opset, dtype, max_abs_err {batch: err},
         tolerance, seconds (total), export_seconds, validate_seconds, size_bytes,
@@ -369,17 +383,17 @@ def export_generator(variant_or_G, path: str | os.PathLike, *, opset: int | None
     tmp = Path(tmp_name)
     try:
         return _export_to(tmp, path, G, latent, fields, opset, fp16, validate, batch_sizes,
-                          tolerance, verbose, t0)
+                          tolerance, verbose, t0, conv_form)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: dict,
                opset: int, fp16: bool, validate: bool, batch_sizes: Sequence[int],
-               tolerance: float, verbose: bool, t0: float) -> dict:
+               tolerance: float, verbose: bool, t0: float, conv_form: bool = False) -> dict:
     label = f"{fields['variant']} generator"
     example = latent.sample(EXAMPLE_BATCH, "cpu", torch.Generator().manual_seed(0))
-    model = prepare_generator(G, example)
+    model = prepare_generator(G, example, conv_form=conv_form)
     if fp16:
         model = HalfPrecision(model).eval()
     proto, exporter = _to_onnx(model, example, opset, label)
