@@ -1,18 +1,21 @@
-"""``python -m gan_accel.sample --onnx FILE``: sample grids from an exported generator.
+"""``python -m gan_accel.sample --onnx FILE`` / ``--pt2 FILE``: grids from an exported model.
 
 The latent is drawn with torch exactly as ``--checkpoint`` draws it (same seed, same order),
-so a grid from the .onnx file matches the grid from the checkpoint it was exported from.
+so a grid from the .onnx or .pt2 file matches the grid from the checkpoint it came from.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from .runtime import CPU, CUDA, ModelFileError, OnnxGenerator
 
+if TYPE_CHECKING:  # torch loads in the grid functions: bulk sampling from ONNX never needs it
+    import torch
 
-def _providers(device: str) -> list[str]:
+
+def onnx_providers(device: str) -> list[str]:
     import onnxruntime as ort
 
     if device == "cpu":
@@ -27,12 +30,14 @@ def _providers(device: str) -> list[str]:
 
 def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
     """Images [args.n, 1, 28, 28] (torch, float32) from ``args.onnx`` and its output range."""
+    import torch
+
     for flag in ("best", "ema"):
         if getattr(args, flag, False):
             raise UserError(f"--{flag} applies to --checkpoint; an .onnx file holds the weights "
                             "chosen at export (gan_accel.export --best/--ema)")
     try:
-        gen = OnnxGenerator(args.onnx, providers=_providers(args.device))
+        gen = OnnxGenerator(args.onnx, providers=onnx_providers(args.device))
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
     m = gen.meta
@@ -50,3 +55,31 @@ def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
     except ValueError as exc:
         raise UserError(f"{args.onnx}: {exc}") from None
     return torch.from_numpy(images), gen.output_range
+
+
+def sample_pt2_grid(args) -> tuple[torch.Tensor, str]:
+    """Images [args.n, 1, 28, 28] (torch, float32) from the AOTInductor package ``args.pt2``."""
+    import torch
+
+    from .aoti import Pt2Generator
+
+    for flag in ("best", "ema"):
+        if getattr(args, flag, False):
+            raise UserError(f"--{flag} applies to --checkpoint; a .pt2 package holds the "
+                            "weights chosen at export")
+    try:
+        gen = Pt2Generator(args.pt2)
+    except ModelFileError as exc:
+        raise UserError(str(exc)) from None
+    spec = gen.meta.latent
+    kw = {}
+    if args.label is not None:
+        if not gen.num_labels:
+            raise UserError(f"--label needs a conditional model; {gen.meta.variant} has no "
+                            "labels")
+        if not 0 <= args.label < gen.num_labels:
+            raise UserError(f"--label {args.label} is out of range 0..{gen.num_labels - 1}")
+        kw = spec.class_kwargs(torch.full((args.n,), args.label, dtype=torch.long))
+    latent = spec.sample(args.n, "cpu", torch.Generator().manual_seed(args.seed), **kw)
+    images = gen.run_tensors(**{k: v.to(gen.device) for k, v in latent.items()})
+    return images.float().cpu(), gen.output_range
