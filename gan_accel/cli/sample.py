@@ -1,7 +1,13 @@
-"""``python -m gan_accel.sample``: image grids from a trained generator, and its applications.
+"""``python -m gan_accel.sample``: image grids or bulk shards from a trained generator.
 
-Plain grids come from a checkpoint or an exported ONNX generator. With a checkpoint, four
-applications each write one PNG:
+Plain grids (``--out FILE.png``) come from a checkpoint, an exported ONNX generator or an
+AOTInductor ``.pt2`` package. ``--out DIR`` streams ``--n`` images (millions if need be)
+into shards in DIR (:mod:`gan_accel.export.bulk`: deterministic in the seed whatever the
+shard size, resumable, flat memory), with a progress bar and the images/s reached::
+
+    python -m gan_accel.sample --onnx g-int8.onnx --n 1000000 --out samples/   # .npz shards
+
+With a checkpoint, four applications each write one PNG:
 
 * ``--class-grid``: cGAN / InfoGAN, 10x10, row k = class k (or categorical code k).
 * ``--interpolate K``: latent interpolation strips, one row per pair of sample indices.
@@ -19,11 +25,12 @@ import argparse
 import re
 import sys
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from ..errors import OneLineParser, UserError, run_cli
+
+if TYPE_CHECKING:  # torch loads inside the functions: bulk sampling from ONNX never needs it
+    import torch
 
 ARITHMETIC_HELP = (
     "latent vector arithmetic: EXPR is terms joined by + and -, each term a comma-separated "
@@ -42,7 +49,9 @@ def build_parser() -> OneLineParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="RUN_DIR", help="run dir or checkpoint .json")
     src.add_argument("--onnx", metavar="FILE", help="exported generator (.onnx)")
-    p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
+    src.add_argument("--pt2", metavar="FILE", help="AOTInductor package (.pt2)")
+    p.add_argument("--out", default="samples.png",
+                   help="output PNG grid (default: samples.png), or a folder: bulk shards")
     p.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     p.add_argument("--nrow", type=int, default=0, help="images per row (0: square-ish)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
@@ -53,6 +62,18 @@ def build_parser() -> OneLineParser:
                    help="sample the EMA generator (default: when the run kept one) or, with "
                         "--no-ema, the trained G itself")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    bulk = p.add_argument_group("bulk sampling (--out DIR)")
+    bulk.add_argument("--shard-size", type=int, default=None, metavar="N",
+                      help=f"images per shard (default: {BULK_DEFAULTS['shard_size']:,})")
+    bulk.add_argument("--shard-format", choices=("npz", "png"), default=None,
+                      help="npz: uint8 images + labels/codes per shard file (default); png: "
+                           "a folder of PNG files per shard")
+    bulk.add_argument("--batch", type=int, default=None, metavar="B",
+                      help=f"images per generator call (default: {BULK_DEFAULTS['batch']})")
+    bulk.add_argument("--threads", type=int, default=None, metavar="N",
+                      help="CPU threads of the engine (default: the CPUs this process may "
+                           "use)")
+    bulk.add_argument("--no-progress", action="store_true", help="no progress bar")
     apps = p.add_argument_group("applications (need --checkpoint; each writes --out)")
     one = apps.add_mutually_exclusive_group()
     one.add_argument("--class-grid", action="store_true",
@@ -75,15 +96,28 @@ def build_parser() -> OneLineParser:
     return p
 
 
+BULK_DEFAULTS = {"shard_size": 10_000, "shard_format": "npz", "batch": 4096,
+                 "threads": None, "no_progress": False}
+GRID_MAX = 4096  # images one PNG grid may hold
+
+
+def is_bulk(path: Path) -> bool:
+    """``--out`` names a folder (bulk shards) rather than a .png grid."""
+    return path.is_dir() or (path.suffix == "" and not path.is_file())
+
+
 def check_output(path: Path) -> None:
     if path.suffix.lower() != ".png":
-        raise UserError(f"--out {path} must end in .png")
+        raise UserError(f"--out {path} must end in .png (one grid) or name a folder without "
+                        "an extension (bulk shards)")
     if not path.parent.exists() or not path.parent.is_dir():
         raise UserError(f"folder {path.parent} does not exist; create it first")
 
 
 def _fixed_kw(spec, label: int | None, n: int, flag: str = "--label") -> dict:
     """``label=`` / ``cat=`` keywords fixing every sample's class (empty without --label)."""
+    import torch
+
     if label is None:
         return {}
     classes = spec.num_labels
@@ -97,6 +131,8 @@ def _fixed_kw(spec, label: int | None, n: int, flag: str = "--label") -> dict:
 
 def sample_pool(spec, n: int, seed: int, label: int | None) -> dict[str, torch.Tensor]:
     """The latents of the plain grid: ``spec.sample(n)`` from ``seed`` (on the CPU)."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     return spec.sample(n, "cpu", gen, **_fixed_kw(spec, label, n))
 
@@ -116,17 +152,23 @@ def _load(args):
 
 
 def _generate(variant, latent: dict[str, torch.Tensor], device) -> torch.Tensor:
+    import torch
+
     with torch.no_grad():
         return variant.G(**{k: v.to(device) for k, v in latent.items()}).cpu()
 
 
 def _pick(latent: dict[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
+    import torch
+
     idx = torch.as_tensor(idx, dtype=torch.long)
     return {k: v[idx] for k, v in latent.items()}
 
 
 def _blank(output_range: str, n: int = 1) -> torch.Tensor:
     """Mid-grey tiles (no image) in the generator's range."""
+    import torch
+
     return torch.full((n, 1, 28, 28), 0.0 if output_range == "symmetric" else 0.5)
 
 
@@ -135,6 +177,9 @@ def _blank(output_range: str, n: int = 1) -> torch.Tensor:
 
 def class_grid(variant, args) -> tuple[torch.Tensor, int, str]:
     """10 x 10: row k = class / categorical code k, column j = the latent of sample j."""
+    import torch
+    import torch.nn.functional as F
+
     spec = variant.latent
     k = spec.num_labels
     if not k:
@@ -162,6 +207,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     Follows the great circle between the directions while interpolating the norm linearly
     with it (the standard GAN slerp); falls back to a straight line for (anti)parallel ends.
     """
+    import torch
+
     cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
     omega = torch.arccos(cos.clamp(-1.0, 1.0))
     so = torch.sin(omega)
@@ -204,6 +251,8 @@ def _check_indices(indices, n: int, flag: str) -> None:
 
 def interpolation(variant, args) -> tuple[torch.Tensor, int, str]:
     """One row per pair: ``args.interpolate`` steps from sample i to sample j."""
+    import torch
+
     k = args.interpolate
     if k < 2 or k > 64:
         raise UserError(f"--interpolate {k}: use 2..64 steps per row")
@@ -247,6 +296,8 @@ def arithmetic(variant, args) -> tuple[torch.Tensor, int, str]:
     The sum is taken over ``z`` (and InfoGAN's code vector); a cGAN result keeps the label of
     the first index of the first term (or ``--label``).
     """
+    import torch
+
     terms = parse_arithmetic(args.arithmetic, args.n)
     spec, out_range = variant.latent, variant.output_range
     pool = sample_pool(spec, args.n, args.seed, args.label)
@@ -280,6 +331,9 @@ def arithmetic(variant, args) -> tuple[torch.Tensor, int, str]:
 
 def code_sweep(variant, args) -> tuple[torch.Tensor, int, str]:
     """InfoGAN: per continuous code, rows = categorical codes, columns = code from -1 to 1."""
+    import torch
+    import torch.nn.functional as F
+
     spec = variant.latent
     if not (spec.cat_dim and spec.cont_dim):
         raise UserError(f"--sweep needs an infogan model (categorical and continuous codes); "
@@ -303,6 +357,95 @@ def code_sweep(variant, args) -> tuple[torch.Tensor, int, str]:
             f"{spec.cont_dim} sweep blocks of {spec.cat_dim}x{k}")
 
 
+# --------------------------------------------------------------------------- bulk
+
+
+def _bulk_generator(args):
+    """(served generator, model file, engine kind) for --onnx / --pt2 / --checkpoint; the
+    ONNX path stays torch-free (torch alone adds ~500 MB of resident memory)."""
+    from ..export.runtime import ModelFileError
+
+    threads = args.threads
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    try:
+        if args.onnx:
+            from ..export.grid import onnx_providers
+            from ..export.runtime import OnnxGenerator
+
+            gen = OnnxGenerator(args.onnx, providers=onnx_providers(args.device),
+                                threads=threads)
+            return gen, Path(args.onnx), f"onnxruntime {gen.providers[0]} {gen.meta.dtype}"
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        if args.pt2:
+            from ..export.aoti import Pt2Generator
+
+            gen = Pt2Generator(args.pt2)
+            return gen, Path(args.pt2), f"aoti {gen.device}"
+    except ModelFileError as exc:
+        raise UserError(str(exc)) from None
+    from ..devices import select_device
+    from ..export.eager import load_eager
+
+    gen = load_eager(args.checkpoint, args.best, args.ema, select_device(args.device))
+    return gen, Path(gen.meta.source), f"eager {gen.device}"
+
+
+def bulk_main(args, out: Path) -> int:
+    """``--out DIR``: stream ``--n`` images into shards (see :mod:`gan_accel.export.bulk`)."""
+    from ..export import bulk
+
+    opts = {k: v if getattr(args, k) is None else getattr(args, k)
+            for k, v in BULK_DEFAULTS.items()}
+    if args.nrow:
+        raise UserError("--nrow lays out a grid; drop it with --out DIR")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0 for bulk sampling, got {args.seed}")
+    for flag in ("shard_size", "batch"):
+        if opts[flag] < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {opts[flag]}")
+    if (args.best or args.ema is not None) and not args.checkpoint:
+        raise UserError("--best / --ema apply to --checkpoint; an exported model holds the "
+                        "weights chosen at export")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder for bulk shards")
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist; create it first")
+    gen, model_file, kind = _bulk_generator(args)
+    if args.label is not None:
+        classes = gen.num_labels
+        if not classes:
+            raise UserError(f"--label needs a conditional model (cgan, infogan); "
+                            f"{gen.meta.variant} has no labels")
+        if not 0 <= args.label < classes:
+            raise UserError(f"--label {args.label} is out of range 0..{classes - 1}")
+    plan = bulk.BulkPlan(n=args.n, seed=args.seed, shard_size=opts["shard_size"],
+                         batch=opts["batch"], shard_format=opts["shard_format"],
+                         label=args.label)
+    ident = bulk.identity(plan, bulk.file_sha256(model_file), kind)
+    todo = bulk.prepare_out_dir(out, plan, ident)
+    done = plan.shards - len(todo)
+    if not todo:
+        print(f"{out} already holds all {plan.n:,} images ({plan.shards} shards); nothing to do")
+        return 0
+    resume = f"; resuming: {done} of {plan.shards} shards already there" if done else ""
+    print(f"sampling {plan.n:,} images of {gen.meta.variant} into {out} ({plan.shards} "
+          f"{plan.shard_format} shards of {plan.shard_size:,}, batch {plan.batch}, {kind}"
+          f"{resume})", flush=True)
+    model = {"file": str(model_file), "variant": gen.meta.variant, "dtype": gen.meta.dtype,
+             "step": gen.meta.step, "output_range": gen.meta.output_range,
+             "latent": gen.meta.latent.to_meta()}
+    summary = bulk.write_shards(gen, out, plan, todo, ident, model=model,
+                                progress=not opts["no_progress"])
+    print(f"wrote {summary['generated']:,} images to {out} in {summary['seconds']:.1f} s: "
+          f"{summary['images_per_s']:,.0f} images/s ({kind}, batch {plan.batch}); peak RSS "
+          f"{summary['peak_rss_mb']:.0f} MB")
+    return 0
+
+
 APPS = (("class_grid", class_grid), ("interpolate", interpolation),
         ("arithmetic", arithmetic), ("sweep", code_sweep))
 
@@ -320,16 +463,27 @@ def main(argv=None) -> int:
     if args.n <= 0:
         raise UserError(f"--n must be >= 1, got {args.n}")
     out = Path(args.out)
-    check_output(out)
     app, app_fn = _chosen_app(args)
+    if is_bulk(out):
+        if app is not None:
+            raise UserError(f"--{app.replace('_', '-')} writes one PNG; pass --out FILE.png")
+        return bulk_main(args, out)
+    given = [k for k, v in BULK_DEFAULTS.items() if getattr(args, k) not in (None, v)]
+    if given:
+        raise UserError(f"--{given[0].replace('_', '-')} goes with bulk sampling; pass --out "
+                        "DIR (a folder) instead of a .png")
+    check_output(out)
+    if args.n > GRID_MAX:
+        raise UserError(f"--n {args.n:,} is too many for one PNG grid (at most {GRID_MAX}); "
+                        "pass --out DIR to write shards")
     if app is None and (args.pairs is not None or args.path != "slerp"):
         raise UserError("--pairs / --path go with --interpolate K")
     from ..plots import save_grid
 
     if app is not None:
         flag = "--" + app.replace("_", "-")
-        if args.onnx:
-            raise UserError(f"{flag} needs --checkpoint; the ONNX path writes plain grids")
+        if args.onnx or args.pt2:
+            raise UserError(f"{flag} needs --checkpoint; --onnx / --pt2 write plain grids")
         if args.nrow:
             raise UserError(f"{flag} lays out its own rows; drop --nrow")
         if app != "interpolate" and (args.pairs is not None or args.path != "slerp"):
@@ -343,6 +497,10 @@ def main(argv=None) -> int:
         from ..export.grid import sample_onnx_grid
 
         images, output_range = sample_onnx_grid(args)
+    elif args.pt2:
+        from ..export.grid import sample_pt2_grid
+
+        images, output_range = sample_pt2_grid(args)
     else:
         images, output_range = sample_checkpoint(args)
 

@@ -1,0 +1,307 @@
+"""Bulk sampling: millions of images from a served generator, streamed into shard files.
+
+    plan = BulkPlan(n=1_000_000, seed=0, shard_size=10_000, batch=4096)
+    todo = prepare_out_dir(out, plan, identity)        # resume: the shards still missing
+    summary = write_shards(gen, out, plan, todo)        # OnnxGenerator, Pt2Generator, ...
+
+Contract:
+
+* **Deterministic**: image ``i`` comes from a latent that depends only on the seed and
+  ``i``: latents are drawn in fixed blocks of :data:`LATENT_BLOCK` images, block ``j`` from
+  ``numpy.random.default_rng([seed, j])``. The generator runs on batches aligned to
+  multiples of ``batch`` from image 0, so neither the shard size nor a resume changes what
+  the engine computes: the same seed, engine and batch give the same bytes whatever the
+  shard size.
+* **Resumable**: a shard is written to a hidden temporary name and renamed when complete,
+  so a killed run leaves either a whole shard or none under the final name; a rerun with
+  the same options skips the finished shards (``bulk.json`` in the folder records the
+  options; a folder holding another run's shards is refused).
+* **Flat memory**: one engine batch and at most three shards (filling, queued, writing)
+  are in memory, whatever ``n``; a writer thread overlaps file writes with generation.
+
+Shards: ``shard-000000.npz`` with ``images`` uint8 [N, 28, 28], ``start`` (the global index
+of its first image), ``labels`` int64 [N] (cGAN class / InfoGAN categorical code) and
+``codes`` float32 [N, code_dim] (InfoGAN) where the model has them; or ``shard-000000/``
+folders of ``<index>.png`` files (plus ``labels.csv``). Needs only numpy (and Pillow for
+PNG): torch-free like :mod:`export.runtime`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import queue
+import resource
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..latent import LatentSpec
+from ..ranges import OutputRange
+
+FORMAT = "gan-accel-bulk/1"
+MANIFEST = "bulk.json"
+LATENT_BLOCK = 1024  # images per latent draw: part of the determinism contract
+IDENTITY = ("format", "n", "seed", "shard_size", "shard_format", "batch", "label",
+            "latent_block", "model_sha256", "engine_kind")
+
+
+class ShardFormat(str, enum.Enum):
+    NPZ = "npz"  # one uncompressed .npz per shard (images uint8, labels, codes)
+    PNG = "png"  # one folder of PNG files per shard
+
+
+class BulkError(UserError):
+    """The output folder cannot take this run (another run's shards, not a folder, ...)."""
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    """How ``n`` images are cut: shards of ``shard_size``, engine batches of ``batch``."""
+
+    n: int
+    seed: int = 0
+    shard_size: int = 10_000
+    batch: int = 4096
+    shard_format: str = ShardFormat.NPZ.value
+    label: int | None = None  # fix every image's class (conditional models)
+
+    def __post_init__(self):
+        for name in ("n", "shard_size", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        ShardFormat(self.shard_format)
+
+    @property
+    def shards(self) -> int:
+        return -(-self.n // self.shard_size)
+
+    def bounds(self, k: int) -> tuple[int, int]:
+        """Global image indices ``[start, stop)`` of shard ``k``."""
+        return k * self.shard_size, min((k + 1) * self.shard_size, self.n)
+
+    def name(self, k: int) -> str:
+        return f"shard-{k:06d}" + (".npz" if self.shard_format == ShardFormat.NPZ else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# latents and pixels
+# ---------------------------------------------------------------------------------------------
+def latents(spec: LatentSpec, seed: int, start: int, stop: int,
+            label: int | None = None) -> dict[str, np.ndarray]:
+    """The latent inputs of images ``[start, stop)``: a function of ``seed`` and the image
+    index only (fixed blocks of :data:`LATENT_BLOCK`, block ``j`` from rng ``[seed, j]``)."""
+    first, last = start // LATENT_BLOCK, (stop - 1) // LATENT_BLOCK
+    fixed = None if label is None else np.full(LATENT_BLOCK, label, dtype=np.int64)
+    blocks = [spec.sample_numpy(LATENT_BLOCK, np.random.default_rng([seed, j]), fixed)
+              for j in range(first, last + 1)]
+    lo = start - first * LATENT_BLOCK
+    return {k: np.concatenate([b[k] for b in blocks])[lo:lo + stop - start] for k in blocks[0]}
+
+
+def to_uint8(images: np.ndarray, output_range: str) -> np.ndarray:
+    """Float images [B, 1, 28, 28] in ``output_range`` -> uint8 [B, 28, 28] (as PNG grids
+    quantise them: ``floor(255 x + 0.5)`` of the [0, 1] pixels)."""
+    unit = OutputRange(output_range).to_unit(images[:, 0])
+    return np.floor(unit * 255.0 + 0.5).astype(np.uint8)
+
+
+def side_arrays(spec: LatentSpec, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What a shard stores beside the images: ``labels`` and InfoGAN's ``codes``."""
+    out = {}
+    if "label" in feeds:
+        out["labels"] = feeds["label"].astype(np.int64)
+    if "codes" in feeds:
+        out["codes"] = feeds["codes"].astype(np.float32)
+        if spec.cat_dim:
+            out["labels"] = feeds["codes"][:, :spec.cat_dim].argmax(1).astype(np.int64)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the output folder
+# ---------------------------------------------------------------------------------------------
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def identity(plan: BulkPlan, model_sha256: str, engine_kind: str) -> dict:
+    """The facts two runs must share for one to resume the other's shards."""
+    return {"format": FORMAT, **asdict(plan), "latent_block": LATENT_BLOCK,
+            "model_sha256": model_sha256, "engine_kind": engine_kind}
+
+
+def prepare_out_dir(out: Path, plan: BulkPlan, ident: dict) -> list[int]:
+    """Create or check ``out``; returns the shard indices still to write.
+
+    A folder with another run's ``bulk.json`` (a different seed, n, shard size, model,
+    ...) raises BulkError naming the difference; stale temporary shards are removed.
+    """
+    if out.exists() and not out.is_dir():
+        raise BulkError(f"--out {out} is a file; bulk sampling writes a folder of shards "
+                        "(pass a folder, or an --out ending in .png for one grid)")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise BulkError(f"folder {out.parent} does not exist; create it first")
+        out.mkdir()
+    manifest = out / MANIFEST
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BulkError(f"{manifest} is unreadable ({exc}); remove it to start over") \
+                from None
+        diff = [k for k in IDENTITY if old.get(k) != ident.get(k)]
+        if diff:
+            k = diff[0]
+            raise BulkError(f"{out} holds shards of another run ({k} {old.get(k)!r} there, "
+                            f"{ident.get(k)!r} now); pass another --out, or the same options "
+                            "to resume it")
+    elif any(p.name.startswith("shard-") for p in out.iterdir()):
+        raise BulkError(f"{out} holds shards but no {MANIFEST}; pass an empty or new folder")
+    for stale in out.glob(".shard-*.tmp"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return [k for k in range(plan.shards) if not (out / plan.name(k)).exists()]
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def write_shard(out: Path, plan: BulkPlan, k: int, arrays: dict[str, np.ndarray]) -> Path:
+    """Write shard ``k`` under a temporary name, then rename it into place (atomic)."""
+    final = out / plan.name(k)
+    tmp = out / f".{plan.name(k)}.tmp"
+    if plan.shard_format == ShardFormat.NPZ:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        _write_png_folder(tmp, arrays)
+    os.replace(tmp, final)
+    return final
+
+
+def _write_png_folder(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    from PIL import Image
+
+    folder.mkdir()
+    start = int(arrays["start"])
+    for i, image in enumerate(arrays["images"]):
+        Image.fromarray(image).save(folder / f"{start + i:09d}.png", compress_level=1)
+    if "labels" in arrays:
+        rows = [f"{start + i:09d}.png,{int(y)}" for i, y in enumerate(arrays["labels"])]
+        (folder / "labels.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+
+
+def read_shards(out: Path) -> dict[str, np.ndarray]:
+    """Every .npz shard of ``out`` concatenated in index order (for checks and small runs)."""
+    parts = [np.load(p) for p in sorted(out.glob("shard-*.npz"))]
+    keys = [k for k in parts[0].files if k != "start"] if parts else []
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+class _Writer:
+    """A thread writing finished shards while the engine makes the next ones."""
+
+    def __init__(self, out: Path, plan: BulkPlan):
+        self.out, self.plan = out, plan
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="bulk-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    write_shard(self.out, self.plan, *item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+
+    def put(self, k: int, arrays: dict) -> None:
+        self._check()
+        self.queue.put((k, arrays))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *,
+                 engine: dict | None = None, model: dict | None = None,
+                 progress: bool = True) -> dict:
+    """Generate the images of shards ``todo`` with ``gen`` (a served generator: ``meta``,
+    ``run(**feeds)``) and write them into ``out``; returns the run's summary (also saved
+    in ``bulk.json``): images generated, seconds, images_per_s, peak_rss_mb."""
+    from tqdm import tqdm
+
+    spec, output_range = gen.meta.latent, gen.meta.output_range
+    doc = {**ident, "shards": plan.shards, "status": "running",
+           "model": model or {}, "engine": engine or getattr(gen, "engine", {})}
+    _write_json(out / MANIFEST, doc)
+    todo_images = sum(b - a for a, b in map(plan.bounds, todo))
+    bar = tqdm(total=plan.n, initial=plan.n - todo_images, unit="img", unit_scale=True,
+               disable=not progress, desc=f"sampling into {out.name}", smoothing=0.1)
+    writer = _Writer(out, plan)
+    cache: tuple[int, np.ndarray, dict] | None = None  # the last engine batch
+    t0 = time.perf_counter()
+    try:
+        for k in todo:
+            start, stop = plan.bounds(k)
+            images = np.empty((stop - start, 28, 28), np.uint8)
+            side: dict[str, np.ndarray] = {}
+            for j in range(start // plan.batch, (stop - 1) // plan.batch + 1):
+                lo, hi = j * plan.batch, min((j + 1) * plan.batch, plan.n)
+                if cache is None or cache[0] != j:
+                    feeds = latents(spec, plan.seed, lo, hi, plan.label)
+                    cache = (j, to_uint8(gen.run(**feeds), output_range),
+                             side_arrays(spec, feeds))
+                a, b = max(start, lo), min(stop, hi)
+                images[a - start:b - start] = cache[1][a - lo:b - lo]
+                for name, values in cache[2].items():
+                    if name not in side:
+                        side[name] = np.empty((stop - start, *values.shape[1:]), values.dtype)
+                    side[name][a - start:b - start] = values[a - lo:b - lo]
+            writer.put(k, {"images": images, "start": np.int64(start), **side})
+            bar.update(stop - start)
+    finally:
+        try:
+            writer.close()
+        finally:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    summary = {"generated": todo_images, "resumed_shards": plan.shards - len(todo),
+               "seconds": round(seconds, 3),
+               "images_per_s": round(todo_images / seconds, 1) if seconds > 0 else None,
+               "peak_rss_mb": round(peak_rss_mb(), 1)}
+    _write_json(out / MANIFEST, {**doc, "status": "complete", **summary})
+    return summary
