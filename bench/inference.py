@@ -1,18 +1,28 @@
-"""Generator inference: eager vs ``torch.compile`` vs ONNX Runtime, batch 1 .. 4096.
+"""Generator inference on every engine we ship to, side by side: batch 1 / 64 / 4096.
 
 Per batch size (interleaved, so load changes hit every backend alike):
 
 * ``eager``: ``G(**latent)`` under ``torch.inference_mode``.
 * ``compiled``: ``torch.compile(G, dynamic=False)`` compiled afresh for each batch size (the
   best case for a server with bucketed shapes); the compile time is reported per row.
-* ``compiled-ro`` (CUDA): the same with ``mode="reduce-overhead"`` (CUDA graphs).
-* ``ort-cpu`` / ``ort-cuda``: the generator exported once with a dynamic batch axis, run by
-  ONNX Runtime with numpy inputs and outputs (so ``ort-cuda`` includes the host<->device
-  copies); the export time is reported apart.
+* ``compiled-ro`` (CUDA): the same with ``mode="reduce-overhead"`` (CUDA graphs); the row
+  says whether Inductor really captured graphs (BatchNorm buffers can prevent it).
+* ``aoti``: the AOTInductor package (:mod:`gan_accel.export.aoti`), compiled once with a
+  dynamic batch axis, loaded with ``aoti_load_package``, torch tensors in and out.
+* ``ort-cpu`` / ``ort-cpu-fp16`` / ``ort-cpu-int8``: ONNX Runtime's CPU EP on the fp32,
+  fp16 and int8 (QDQ, quality-gated: :mod:`gan_accel.export.quantize`) exports, through
+  :class:`OnnxGenerator` with numpy in and out (what a user of the exported model calls).
+* ``ort-cuda`` (+ ``ort-cuda-fp16``), ``ort-cuda-graph``, ``ort-trt``: the CUDA EP with IO
+  binding, the CUDA EP replaying a CUDA graph captured for that batch size, and the
+  TensorRT EP, where this onnxruntime build has them and a GPU is there.
 
-Memory-bandwidth floor: a generator call must at least read every weight once, read its
-input and write its images; ``min_bytes / peak bandwidth`` bounds the latency from below, and
-``achieved_gbps / peak`` says how close a backend gets (CUDA with a known peak; N/A on CPU).
+Every row carries the engine's recorded choices (``engine``: providers and their options,
+optimisation level, threads, ...). ``--checkpoint RUN`` benchmarks a trained generator (the
+int8 quality gate needs real digits to mean anything); without it the weights are random.
+
+Limits, where the device's peak is known (CUDA): the memory-bandwidth bound (a call must
+read every weight once, read its input and write its images: ``min_bytes / peak``) and the
+launch bound (kernels launched per call x the measured cost of one launch).
 """
 
 from __future__ import annotations
@@ -26,19 +36,27 @@ import torch
 
 from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
-ALL_BATCHES = [2**i for i in range(13)]  # 1 .. 4096
+DEFAULT_BATCHES = [1, 64, 4096]
 QUICK_BATCHES = [1, 8]
+CPU_BACKENDS = ["eager", "compiled", "aoti", "ort-cpu", "ort-cpu-fp16", "ort-cpu-int8"]
+CUDA_ONLY = ["compiled-ro", "ort-cuda", "ort-cuda-fp16", "ort-cuda-graph", "ort-trt"]
+ALL_BACKENDS = CPU_BACKENDS + CUDA_ONLY
+QUICK_BACKENDS = ["eager", "compiled", "ort-cpu"]  # a smoke run: no int8 gate, no AOT compile
+TORCH_BACKENDS = {"eager", "compiled", "compiled-ro", "aoti"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("inference suite")
     g.add_argument("--model", default="dcgan",
                    help="variant whose generator is benchmarked (default: dcgan)")
+    g.add_argument("--checkpoint", default=None, metavar="RUN_DIR",
+                   help="benchmark this trained generator (default: random weights of "
+                        "--model; the int8 quality gate only means something on a trained G)")
     g.add_argument("--batches", default=None, metavar="B,B,...",
-                   help="batch sizes (default: 1,2,4,...,4096; --quick: 1,8)")
+                   help="batch sizes (default: 1,64,4096; --quick: 1,8)")
     g.add_argument("--inference-backends", default=None, metavar="NAME,...",
-                   help="subset of eager,compiled,compiled-ro,ort-cpu,ort-cuda "
-                        "(default: all that apply to the device)")
+                   help=f"subset of {','.join(ALL_BACKENDS)} (default: all that apply to the "
+                        f"device; --quick: {','.join(QUICK_BACKENDS)})")
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -54,16 +72,6 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return values
 
 
-def default_backends(device: torch.device) -> list[str]:
-    names = ["eager", "compiled"]
-    if device.type == "cuda":
-        names.append("compiled-ro")
-    names.append("ort-cpu")
-    if device.type == "cuda" and "CUDAExecutionProvider" in _ort_providers():
-        names.append("ort-cuda")
-    return names
-
-
 def _ort_providers() -> list[str]:
     try:
         import onnxruntime as ort
@@ -72,13 +80,34 @@ def _ort_providers() -> list[str]:
     return ort.get_available_providers()
 
 
-def build_generator(model: str, device: torch.device):
-    """(variant, G in eval mode on ``device``) for the named variant, random weights."""
-    from gan_accel.config import TrainConfig
-    from gan_accel.variants import build_variant
+def default_backends(device: torch.device, quick: bool = False) -> list[str]:
+    """The backends that apply to ``device`` (and to this onnxruntime build)."""
+    if quick:
+        return list(QUICK_BACKENDS)
+    names = list(CPU_BACKENDS)
+    if device.type == "cuda":
+        names.insert(2, "compiled-ro")
+        providers = _ort_providers()
+        if "CUDAExecutionProvider" in providers:
+            names += ["ort-cuda", "ort-cuda-fp16", "ort-cuda-graph"]
+        if "TensorrtExecutionProvider" in providers:
+            names.append("ort-trt")
+    return names
 
-    torch.manual_seed(0)
-    variant = build_variant(TrainConfig.preset(model, device=str(device)))
+
+def build_generator(model: str, device: torch.device, checkpoint: str | None = None):
+    """(variant, G in eval mode on ``device``): ``checkpoint``'s trained G (its EMA G when it
+    kept one), else the named variant with random weights."""
+    if checkpoint:
+        from gan_accel.checkpoints import load_trained
+
+        variant, _ = load_trained(checkpoint, "last", None, "cpu")
+    else:
+        from gan_accel.config import TrainConfig
+        from gan_accel.variants import build_variant
+
+        torch.manual_seed(0)
+        variant = build_variant(TrainConfig.preset(model, device=str(device)))
     variant = variant.to(device).eval()
     return variant, variant.G
 
@@ -90,75 +119,143 @@ def min_bytes(G: torch.nn.Module, latent: dict[str, torch.Tensor], out_numel: in
     return state + inputs + out_numel * 4
 
 
-# -- ONNX Runtime --------------------------------------------------------------------------
-class OrtBackend:
-    """One ONNX Runtime session over the exported generator; ``run(inputs)`` -> images."""
+# -- exported artifacts --------------------------------------------------------------------
+class Artifact:
+    """An exported model on one engine: ``call(latent) -> images``, its recorded choices, the
+    seconds it took to make; or the exception that prevented it."""
 
-    def __init__(self, path: Path, provider: str, threads: int, exporter: str, export_s: float):
-        self.run = _open_session(path, [provider], threads)
-        self.provider, self.exporter, self.export_s = provider, exporter, export_s
-
-
-def _export(variant, path: Path, log) -> tuple[str, float]:
-    """Export G with a dynamic batch axis; returns (exporter description, export seconds)."""
-    from gan_accel.export.onnx_export import export_generator
-
-    report = export_generator(variant, path, validate=False)  # BN folded, metadata
-    desc = (f"gan_accel.export ({report['exporter']}, opset {report['opset']}, "
-            f"{report['batchnorm_nodes']} BatchNorm nodes left)")
-    return desc, float(report["export_seconds"])
+    def __init__(self, call=None, engine: dict | None = None, prep_s: float = 0.0,
+                 kind: str = "export_s", error: Exception | None = None, extra=None):
+        self.call, self.engine, self.prep_s, self.kind = call, engine or {}, prep_s, kind
+        self.error, self.extra = error, extra or {}
 
 
-def _open_session(path: Path, providers: list[str], threads: int):
-    """A callable ``inputs -> images``: ``OnnxGenerator(...).run``, what a user of the exported
-    model calls, input checks included."""
-    from gan_accel.export.runtime import OnnxGenerator
-
-    gen = OnnxGenerator(path, providers=providers, threads=threads)
-    if gen.providers[0] != providers[0]:
-        raise RuntimeError(f"{providers[0]} did not start (running on {gen.providers})")
-
-    def call(inputs):
+def _onnx_call(gen):
+    def call(latent):
+        inputs = {k: v.detach().cpu().numpy() for k, v in latent.items()}
         return gen.run(inputs["z"], label=inputs.get("label"), codes=inputs.get("codes"))
-
     return call
 
 
+def _prepare(variant, names: list[str], folder: Path, ctx: Context, log) -> dict:
+    """Export each needed artifact once (fp32/fp16/int8 ONNX, .pt2) and open its engine."""
+    from gan_accel.export.onnx_export import export_generator
+    from gan_accel.export.runtime import CPU, CUDA, TENSORRT, OnnxGenerator
+
+    out: dict[str, Artifact] = {}
+    files: dict[str, tuple[Path, float, dict]] = {}
+
+    def onnx_file(kind: str):
+        if kind not in files:
+            path = folder / f"g-{kind}.onnx"
+            if kind == "int8":
+                from gan_accel.export.quantize import quantize_generator
+
+                report = quantize_generator(variant, path, threads=ctx.threads)
+                extra = {"gate": report["gate"], "float_ops": report["float_ops"],
+                         "int8_ops": report["int8_ops"]}
+                log(f"inference: int8 export passed its gate: agreement "
+                    f"{report['gate']['agreement']:.2%}, FID change "
+                    f"{report['gate']['fid_change']:+.2%}")
+            else:
+                report = export_generator(variant, path, fp16=kind == "fp16", validate=False)
+                extra = {"exporter": report["exporter"]}
+            files[kind] = (path, float(report["seconds"]), extra)
+        return files[kind]
+
+    specs = {"ort-cpu": ("fp32", [CPU], {}), "ort-cpu-fp16": ("fp16", [CPU], {}),
+             "ort-cpu-int8": ("int8", [CPU], {}), "ort-cuda": ("fp32", [CUDA, CPU], {}),
+             "ort-cuda-fp16": ("fp16", [CUDA, CPU], {}),
+             "ort-trt": ("fp32", [TENSORRT, CUDA, CPU], {})}
+    for name in names:
+        try:
+            if name == "aoti":
+                out[name] = _prepare_aoti(variant, folder, ctx)
+            elif name in specs:
+                kind, providers, kw = specs[name]
+                path, seconds, extra = onnx_file(kind)
+                gen = OnnxGenerator(path, providers=providers, threads=ctx.threads, **kw)
+                if gen.providers[0] != providers[0]:
+                    raise RuntimeError(f"{providers[0]} did not start (running on "
+                                       f"{gen.providers})")
+                out[name] = Artifact(_onnx_call(gen), gen.engine, seconds, extra=extra)
+            elif name == "ort-cuda-graph":
+                path, seconds, extra = onnx_file("fp32")
+                out[name] = Artifact(None, {"model": str(path)}, seconds, extra=extra)
+        except Exception as exc:  # noqa: BLE001 - reported in the rows
+            out[name] = Artifact(error=exc)
+            log(f"inference: {name} unavailable: {type(exc).__name__}: {exc}")
+    return out
+
+
+def _prepare_aoti(variant, folder: Path, ctx: Context) -> Artifact:
+    from gan_accel.export.aoti import Pt2Generator, export_pt2
+
+    device = str(ctx.device)
+    report = export_pt2(variant, folder / "g.pt2", device=device, validate=False)
+    gen = Pt2Generator(folder / "g.pt2")
+
+    def call(latent):
+        return gen.run_tensors(**latent)
+
+    return Artifact(call, gen.engine, float(report["compile_seconds"]), kind="compile_s")
+
+
+def _cuda_graph_call(path: Path, batch: int, threads: int):
+    from gan_accel.export.runtime import CPU, CUDA, OnnxGenerator
+
+    gen = OnnxGenerator(path, providers=[CUDA, CPU], threads=threads, cuda_graph_batch=batch)
+    return _onnx_call(gen), gen.engine
+
+
 # -- the suite -----------------------------------------------------------------------------
+def _backends(args, ctx: Context) -> list[str]:
+    from gan_accel.errors import UserError
+
+    backends = default_backends(ctx.device, ctx.quick)
+    if args.inference_backends:
+        wanted = [b.strip() for b in args.inference_backends.split(",") if b.strip()]
+        unknown = set(wanted) - set(ALL_BACKENDS)
+        if unknown:
+            raise UserError(f"--inference-backends: unknown {sorted(unknown)}; choose from "
+                            f"{', '.join(ALL_BACKENDS)}")
+        applicable = default_backends(ctx.device)
+        backends = [b for b in wanted if b in applicable or b == "eager"]
+    if "eager" not in backends:
+        backends.insert(0, "eager")  # the speedup baseline
+    return backends
+
+
 def run(args: argparse.Namespace, ctx: Context) -> Result:
     device, log = ctx.device, ctx.log
     batches = parse_int_list(args.batches, "--batches") if args.batches else (
-        QUICK_BATCHES if ctx.quick else ALL_BATCHES)
-    backends = default_backends(device)
-    if args.inference_backends:
-        wanted = [b.strip() for b in args.inference_backends.split(",") if b.strip()]
-        unknown = set(wanted) - {"eager", "compiled", "compiled-ro", "ort-cpu", "ort-cuda"}
-        if unknown:
-            from gan_accel.errors import UserError
-
-            raise UserError(f"--inference-backends: unknown {sorted(unknown)}; choose from "
-                            "eager, compiled, compiled-ro, ort-cpu, ort-cuda")
-        backends = [b for b in wanted if b in backends or b == "eager"]
-    if "eager" not in backends:
-        backends.insert(0, "eager")  # the speedup baseline
-    variant, G = build_generator(args.model, device)
+        QUICK_BATCHES if ctx.quick else DEFAULT_BATCHES)
+    backends = _backends(args, ctx)
+    variant, G = build_generator(args.model, device, args.checkpoint)
     peak = _peak(device)
-    config = {"model": args.model, "batches": batches, "backends": backends,
+    launch_us = _launch_overhead_us(device)
+    config = {"model": variant.name, "batches": batches, "backends": backends,
+              "weights": args.checkpoint or "random (no --checkpoint)",
               "threads": ctx.threads, "device": str(device), "dtype": "float32",
               "compile": "torch.compile(G, dynamic=False) per batch size",
-              "generator_params": sum(p.numel() for p in G.parameters())}
+              "generator_params": sum(p.numel() for p in G.parameters()),
+              "launch_overhead_us": launch_us}
     notes = [
         "latency = one generator call for the whole batch; images/s = batch / p50",
         "speedup = eager p50 / backend p50, measured in the same run",
-        "compile_s = torch.compile + first call for that batch size; export_s = one ONNX "
-        "export (dynamic batch), both excluded from the timings",
+        "compile_s = torch.compile + first call for that batch size (aoti: one AOTInductor "
+        "compile, dynamic batch); export_s = making the ONNX file once (int8: export + "
+        "calibration + quality gate); both excluded from the timings",
         "min_bytes = weights + buffers + inputs + fp32 images (the least a call must move); "
-        "bw_fraction = achieved_gbps / device peak (N/A on CPU or an unknown GPU)",
+        "bw_fraction = achieved_gbps / device peak (N/A on CPU or an unknown GPU); "
+        "launch_bound_ms = kernels per call x launch_overhead_us (CUDA)",
+        "ort rows run the exported graph (BatchNorm folded into the convs, layers "
+        "rewritten): same images, not the same op sequence as eager; max_abs_diff vs eager "
+        "is ~1e-7 for fp32, ~1e-3 for fp16 and ~0.1 (max) for int8",
     ]
-    ort: dict[str, OrtBackend | Exception] = {}
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-") as tmp:
-        ort = _open_ort(variant, [b for b in backends if b.startswith("ort-")],
-                        Path(tmp) / f"{args.model}.onnx", ctx)
+        artifacts = _prepare(variant, [b for b in backends if b not in TORCH_BACKENDS - {"aoti"}],
+                             Path(tmp), ctx, log)
         variant.to(device)
         G = variant.G.eval()
         rows = []
@@ -169,12 +266,13 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                 reference = G(**latent)
             nbytes = min_bytes(G, latent, reference.numel())
             for name in backends:
-                row = {"model": args.model, "backend": name, "batch": b, "min_bytes": nbytes}
+                row = {"model": variant.name, "backend": name, "batch": b, "min_bytes": nbytes}
                 if name in dead:
                     row.update(status="skipped: out of memory at a smaller batch")
                 else:
                     try:
-                        row.update(_measure(name, G, latent, reference, ort.get(name), ctx))
+                        row.update(_measure(name, G, latent, reference, artifacts.get(name),
+                                            ctx, launch_us))
                     except torch.OutOfMemoryError:
                         dead.add(name)
                         row.update(status="oom")
@@ -184,39 +282,19 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                 _finish_row(row, nbytes, peak)
                 rows.append(row)
                 log(_line(row))
-    exporters = {o.exporter for o in ort.values() if isinstance(o, OrtBackend)}
-    if exporters:
-        config["onnx_exporter"] = sorted(exporters)[0]
-        notes.append("ort rows run the exported graph (export/ folds BatchNorm into the convs "
-                     "and may rewrite layers): same images, not the same op sequence as eager")
+    int8 = artifacts.get("ort-cpu-int8")
+    if int8 is not None and int8.error is None:
+        config["int8"] = int8.extra
     add_speedups(rows, ("model", "batch"), "backend", "eager")
     for r in rows:
         for k in ("p20_ms", "p50_ms", "p80_ms", "samples", "speedup"):
             r.setdefault(k, None)
+    config["ratios"] = ratios(rows)
+    notes += [f"measured: {line}" for line in describe_ratios(config["ratios"])]
     if device.type != "cuda":
-        notes.append("bandwidth fraction: N/A on CPU (no reliable peak DRAM figure)")
+        notes.append("bandwidth and launch bounds: N/A on CPU (no reliable peak DRAM figure)")
     notes.append(compile_cache_note())
     return Result("inference", config, rows, notes)
-
-
-def _open_ort(variant, names: list[str], path: Path, ctx: Context) -> dict:
-    """Export once, then one session per ONNX Runtime backend (an exception if it failed)."""
-    if not names:
-        return {}
-    try:
-        exporter, export_s = _export(variant, path, ctx.log)
-    except Exception as exc:  # noqa: BLE001 - reported in every ORT row
-        ctx.log(f"inference: ONNX export failed: {type(exc).__name__}: {exc}")
-        return dict.fromkeys(names, exc)
-    out: dict = {}
-    for name in names:
-        provider = "CUDAExecutionProvider" if name == "ort-cuda" else "CPUExecutionProvider"
-        try:
-            out[name] = OrtBackend(path, provider, ctx.threads, exporter, export_s)
-        except Exception as exc:  # noqa: BLE001 - reported in the rows
-            out[name] = exc
-            ctx.log(f"inference: {name} unavailable: {type(exc).__name__}: {exc}")
-    return out
 
 
 def _peak(device: torch.device) -> float | None:
@@ -225,14 +303,49 @@ def _peak(device: torch.device) -> float | None:
     return peak_bandwidth_gbps(device)
 
 
-def _measure(name: str, G, latent, reference, ort, ctx: Context) -> dict:
+def _launch_overhead_us(device: torch.device) -> float | None:
+    """Median host cost of launching one tiny CUDA kernel (None on CPU)."""
+    if device.type != "cuda":
+        return None
+    import time
+
+    x = torch.zeros(1, device=device)
+    for _ in range(100):
+        x.add_(1)
+    torch.cuda.synchronize(device)
+    samples = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        for _ in range(100):
+            x.add_(1)
+        torch.cuda.synchronize(device)
+        samples.append((time.perf_counter() - t0) / 100 * 1e6)
+    return round(float(np.median(samples)), 3)
+
+
+def _count_kernels(call, device: torch.device) -> int | None:
+    """CUDA kernels one call launches (torch backends, via the profiler)."""
+    if device.type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        call()
+        torch.cuda.synchronize(device)
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
+def _measure(name: str, G, latent, reference, artifact: Artifact | None, ctx: Context,
+             launch_us: float | None) -> dict:
     device = ctx.device
     row: dict = {}
+    host = name.startswith("ort-")
     if name == "eager":
         def call():
             with torch.inference_mode():
                 return G(**latent)
         timed_once(call, device)
+        row["engine"] = {"engine": "eager", "device": str(device)}
     elif name in ("compiled", "compiled-ro"):
         torch._dynamo.reset()  # fresh caches: no recompile limit, compile time per batch
         mode = "reduce-overhead" if name == "compiled-ro" else "default"
@@ -244,24 +357,46 @@ def _measure(name: str, G, latent, reference, ort, ctx: Context) -> dict:
         row["compile_s"] = round(timed_once(call, device), 3)
         for _ in range(2):
             timed_once(call, device)
+        row["engine"] = {"engine": "torch.compile", "mode": mode, "dynamic": False}
+        if name == "compiled-ro":
+            row["engine"]["cudagraphs"] = _cudagraph_state()
     else:
-        if isinstance(ort, Exception) or ort is None:
-            return {"status": f"unavailable: {type(ort).__name__}: {ort}"[:300]}
-        inputs = {k: v.detach().cpu().numpy() for k, v in latent.items()}
+        if artifact is None or artifact.error is not None:
+            err = artifact.error if artifact is not None else "not prepared"
+            return {"status": f"unavailable: {type(err).__name__}: {err}"[:300]}
+        fn = artifact.call
+        engine = artifact.engine
+        if name == "ort-cuda-graph":
+            fn, engine = _cuda_graph_call(Path(artifact.engine["model"]), latent["z"].shape[0],
+                                          ctx.threads)
 
         def call():
-            return ort.run(inputs)
+            return fn(latent)
+        row[artifact.kind] = round(artifact.prep_s, 3)
+        row["engine"] = engine
         timed_once(call, device)
-        row["export_s"] = round(ort.export_s, 3)
-        row["exporter"] = ort.exporter
+        timed_once(call, device)
     out = call()
     out = torch.as_tensor(np.asarray(out.cpu() if torch.is_tensor(out) else out))
     row["max_abs_diff"] = float((out.float() - reference.float().cpu()).abs().max())
+    if name in TORCH_BACKENDS and launch_us is not None:
+        row["kernels"] = _count_kernels(call, device)
+        row["launch_bound_ms"] = round(row["kernels"] * launch_us / 1e3, 4)
     # ONNX Runtime takes and returns host numpy arrays: a synchronous call, timed on the host
-    timing = time_fn(call, device, ctx.threads, ctx.budget, host=name.startswith("ort-"))
+    timing = time_fn(call, device, ctx.threads, ctx.budget, host=host)
     row.update(timing.as_row())
     row["status"] = "ok"
     return row
+
+
+def _cudagraph_state() -> str:
+    """Whether reduce-overhead really ran CUDA graphs (Inductor's counters say)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return "unknown"
+    skips = {k: v for k, v in counters.get("inductor", {}).items() if "cudagraph_skips" in k}
+    return f"skipped ({skips})" if any(skips.values()) else "captured"
 
 
 def _finish_row(row: dict, nbytes: int, peak: float | None) -> None:
@@ -276,12 +411,44 @@ def _finish_row(row: dict, nbytes: int, peak: float | None) -> None:
     row["bw_fraction"] = round(gbps / peak, 5) if peak else None
 
 
+def ratios(rows: list[dict]) -> dict:
+    """The ratios the targets are stated in, per batch: best engine / eager, aoti /
+    compiled, int8 / fp32 ONNX Runtime (from this run's rows)."""
+    out: dict = {}
+    for b in sorted({r["batch"] for r in rows}):
+        ips = {r["backend"]: r["images_per_s"] for r in rows
+               if r["batch"] == b and r.get("images_per_s")}
+        if "eager" not in ips:
+            continue
+        best = max((k for k in ips if k != "eager"), key=ips.get, default=None)
+        entry = {"best": best, "best_vs_eager": round(ips[best] / ips["eager"], 3)
+                 if best else None}
+        for key, (num, den) in {"aoti_vs_compiled": ("aoti", "compiled"),
+                                "int8_vs_fp32_ort": ("ort-cpu-int8", "ort-cpu")}.items():
+            entry[key] = round(ips[num] / ips[den], 3) if num in ips and den in ips else None
+        out[str(b)] = entry
+    return out
+
+
+def describe_ratios(r: dict) -> list[str]:
+    lines = []
+    for b, e in r.items():
+        parts = [f"best {e['best']} {e['best_vs_eager']}x eager"] if e["best"] else []
+        if e["aoti_vs_compiled"] is not None:
+            parts.append(f"aoti {e['aoti_vs_compiled']}x compiled")
+        if e["int8_vs_fp32_ort"] is not None:
+            parts.append(f"ort int8 {e['int8_vs_fp32_ort']}x ort fp32")
+        lines.append(f"batch {b}: " + ", ".join(parts))
+    return lines
+
+
 def _line(row: dict) -> str:
     if row.get("p50_ms") is None:
-        return f"  {row['backend']:<12} batch {row['batch']:>5}: {row.get('status')}"
+        return f"  {row['backend']:<15} batch {row['batch']:>5}: {row.get('status')}"
     extra = ""
-    if "compile_s" in row:
-        extra = f"  (compile {row['compile_s']:.1f} s)"
-    return (f"  {row['backend']:<12} batch {row['batch']:>5}: p50 {row['p50_ms']:.3f} ms "
+    for key, what in (("compile_s", "compile"), ("export_s", "export")):
+        if key in row:
+            extra = f"  ({what} {row[key]:.1f} s)"
+    return (f"  {row['backend']:<15} batch {row['batch']:>5}: p50 {row['p50_ms']:.3f} ms "
             f"[{row['p20_ms']:.3f}, {row['p80_ms']:.3f}]  {row['images_per_s']:,.0f} img/s"
             + extra)
