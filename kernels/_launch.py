@@ -1,4 +1,5 @@
-"""Launch helpers shared by the ops in this package: implementation dispatch, dtypes.
+"""Launch helpers shared by the ops in this package: implementation dispatch, tile
+configurations, the eager direct path, dtypes.
 
 Every public op takes ``impl="auto" | "triton" | "torch"``. :func:`resolve_impl` turns that
 into a concrete choice:
@@ -10,13 +11,25 @@ into a concrete choice:
   is enabled (``TRITON_INTERPRET=1`` set before ``triton`` was imported); otherwise a clear
   ``RuntimeError`` is raised.
 * ``"torch"``: the reference.
+
+Tile configurations (:class:`Tiles`, :func:`tile_config`): the launchers size their blocks
+and choose between one program and several from a :class:`TileConfig`. By default CUDA
+tensors get :attr:`Tiles.CUDA` and the interpreter gets :attr:`Tiles.INTERPRETER` (few, large
+numpy blocks, its fastest way through). :func:`use_tiles` (or the environment variable
+``GAN_ACCEL_TILES=cuda|tiny|interpreter``) forces one, so the CPU tests run the tile loops,
+program counts and ragged tails the GPU runs (``cuda``), or every loop with several
+iterations and a ragged last one (``tiny``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -25,8 +38,9 @@ try:  # trace-time hook so the once-per-op announcement also happens under torch
 except Exception:  # pragma: no cover - very old / stripped torch builds
     comptime = None
 
-__all__ = ["IMPLS", "ImplChoiceWarning", "acc_dtype", "check_triton_device", "resolve_impl",
-           "tl_dtype", "triton_interpret_enabled"]
+__all__ = ["IMPLS", "TILES_ENV", "ImplChoiceWarning", "TileConfig", "Tiles", "acc_dtype",
+           "check_triton_device", "eager_direct_ok", "num_warps_for", "prev_power_of_2",
+           "resolve_impl", "tile_config", "tl_dtype", "triton_interpret_enabled", "use_tiles"]
 
 IMPLS = ("auto", "triton", "torch")  # every public op's ``impl`` argument
 _VALID = IMPLS
@@ -133,3 +147,156 @@ def check_triton_device(t: torch.Tensor, what: str) -> None:
             f"only runs under the Triton interpreter: set TRITON_INTERPRET=1 before importing "
             f"triton."
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Tile configurations
+# --------------------------------------------------------------------------------------------
+
+TILES_ENV = "GAN_ACCEL_TILES"  # auto (default) | cuda | tiny | interpreter
+
+
+class Tiles(enum.Enum):
+    """The tile configurations the launchers can run with."""
+
+    CUDA = "cuda"  # what a GPU runs
+    INTERPRETER = "interpreter"  # few, large blocks: each block op is one numpy call
+    TINY = "tiny"  # tiny tiles and low thresholds: several iterations and ragged tails everywhere
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Block sizes (elements, powers of two) and the one-program / several-programs thresholds.
+
+    Spectral norm (``W_mat`` is ``[H, K]``): ``sn_tile`` elements per ``[BLOCK_H, BLOCK_K]``
+    tile, at most ``sn_block_h`` rows; vectors in blocks of ``sn_block_v``. Matrices with at
+    least ``sn_multi_min`` elements run on several programs: ``sn_programs`` is the grid size
+    aimed at, column programs take ``sn_min_cols`` .. ``sn_max_cols`` columns, elementwise
+    tiles ``sn_ew_rows`` rows; partial sums are added ``sn_block_p`` at a time.
+
+    Gradient penalty (``g`` is ``[B, N]``): up to ``gp_single_max`` elements one program does
+    the forward in ``gp_single_tile``-element tiles; beyond, one program per
+    ``gp_tile``-element row block, its partial sums added ``gp_block_p`` at a time by the last
+    program. Rows are read ``gp_block_n`` columns at a time (``gp_bwd_block_n`` /
+    ``gp_bwd_tile`` in the backward). ``num_stages``: software-pipelining depth of the loops
+    that stream the big operand (``tl.range``; ignored by the interpreter).
+    """
+
+    name: str
+    sn_tile: int
+    sn_block_h: int
+    sn_block_v: int
+    sn_multi_min: int
+    sn_programs: int
+    sn_min_cols: int
+    sn_max_cols: int
+    sn_ew_rows: int
+    sn_block_p: int
+    gp_block_n: int
+    gp_tile: int
+    gp_single_max: int
+    gp_single_tile: int
+    gp_block_p: int
+    gp_bwd_block_n: int
+    gp_bwd_tile: int
+    num_stages: int
+
+
+TILE_CONFIGS: dict[Tiles, TileConfig] = {
+    # sn_tile 4096 (8 warps: 16 fp32 tile values per thread): ptxas for sm_90a reports no
+    # spills at 3 pipeline stages, where 8192 spilled ~660 bytes per thread in the one-program
+    # kernels. 264 programs = two per SM on a 132-SM H100 / H200. The seed D's largest weight
+    # (128 x 1024 = 2^17) stays on one program: one launch each way.
+    Tiles.CUDA: TileConfig(
+        name="cuda", sn_tile=4096, sn_block_h=32, sn_block_v=1024, sn_multi_min=2**18,
+        sn_programs=264, sn_min_cols=32, sn_max_cols=256, sn_ew_rows=16, sn_block_p=1024,
+        gp_block_n=2048, gp_tile=2048, gp_single_max=2**16, gp_single_tile=8192,
+        gp_block_p=1024, gp_bwd_block_n=1024, gp_bwd_tile=2048, num_stages=3),
+    Tiles.INTERPRETER: TileConfig(
+        name="interpreter", sn_tile=65536, sn_block_h=64, sn_block_v=65536, sn_multi_min=2**62,
+        sn_programs=8, sn_min_cols=64, sn_max_cols=4096, sn_ew_rows=64, sn_block_p=1024,
+        gp_block_n=4096, gp_tile=65536, gp_single_max=2**16, gp_single_tile=65536,
+        gp_block_p=1024, gp_bwd_block_n=4096, gp_bwd_tile=65536, num_stages=1),
+    Tiles.TINY: TileConfig(
+        name="tiny", sn_tile=32, sn_block_h=4, sn_block_v=8, sn_multi_min=64, sn_programs=4,
+        sn_min_cols=2, sn_max_cols=8, sn_ew_rows=2, sn_block_p=2, gp_block_n=8, gp_tile=16,
+        gp_single_max=48, gp_single_tile=16, gp_block_p=2, gp_bwd_block_n=8, gp_bwd_tile=16,
+        num_stages=2),
+}
+
+_forced: TileConfig | None = None  # set only inside use_tiles()
+
+
+def _as_tile_config(tiles: Tiles | str | TileConfig, what: str) -> TileConfig:
+    if isinstance(tiles, TileConfig):
+        return tiles
+    try:
+        return TILE_CONFIGS[Tiles(tiles.strip().lower() if isinstance(tiles, str) else tiles)]
+    except (ValueError, AttributeError):
+        choices = ", ".join(t.value for t in Tiles)
+        raise ValueError(f"{what}: unknown tile configuration {tiles!r}; choose from "
+                         f"{choices}") from None
+
+
+@contextlib.contextmanager
+def use_tiles(tiles: Tiles | str | TileConfig) -> Iterator[TileConfig]:
+    """Force a tile configuration for every launch inside the ``with`` block (process-wide,
+    so the autograd engine's threads see it too); restores the previous one on exit."""
+    global _forced
+    config = _as_tile_config(tiles, "use_tiles")
+    previous, _forced = _forced, config
+    try:
+        yield config
+    finally:
+        _forced = previous
+
+
+def tile_config(device: torch.device) -> TileConfig:
+    """The configuration a launch on ``device`` uses: :func:`use_tiles` if active, else
+    ``$GAN_ACCEL_TILES`` if set (and not ``auto``), else CUDA on CUDA and the interpreter's
+    elsewhere."""
+    if _forced is not None:
+        return _forced
+    env = os.environ.get(TILES_ENV, "").strip().lower()
+    if env and env != "auto":
+        return _as_tile_config(env, f"${TILES_ENV}")
+    return TILE_CONFIGS[Tiles.CUDA if device.type == "cuda" else Tiles.INTERPRETER]
+
+
+def prev_power_of_2(n: int) -> int:
+    """The largest power of two <= ``n`` (1 for ``n <= 1``)."""
+    return 1 << (max(int(n), 1).bit_length() - 1)
+
+
+def num_warps_for(tile_elements: int) -> int:
+    """Warps for a program whose largest live tile has ``tile_elements`` fp32 values."""
+    return 8 if tile_elements >= 4096 else 4
+
+
+# --------------------------------------------------------------------------------------------
+# The eager direct path
+# --------------------------------------------------------------------------------------------
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def _dispatch_modes_active() -> bool:
+    try:
+        if torch._C._len_torch_dispatch_stack():
+            return True
+        keys = torch._C._TorchDispatchModeKey.__members__.values()
+        return any(torch._C._get_dispatch_mode(k) is not None for k in keys)
+    except AttributeError:  # a torch without these hooks: take the registered-op path
+        return True
+
+
+def eager_direct_ok(*tensors: torch.Tensor) -> bool:
+    """True when an autograd.Function's forward/backward may call a launcher directly instead
+    of through its ``torch.ops.gan_accel`` op: plain tensors, not under ``torch.compile``,
+    no dispatch mode (fake / proxy / functional tensors, FlopCounterMode, ...). Anything that
+    traces, fakes or intercepts ops gets the registered op, with its fake kernel and schema."""
+    if torch.compiler.is_compiling():
+        return False
+    if any(type(t) not in _PLAIN_TYPES for t in tensors if t is not None):
+        return False
+    return not _dispatch_modes_active()

@@ -15,9 +15,18 @@ backward treats ``u`` and ``v`` as constants, as PyTorch does::
 
     dL/dW = G / sigma - (<G, W> / sigma^2) * u v^T
 
-The Triton path runs the whole forward (power iterations, sigma, scaled weight and the
-detached copies of ``u``/``v`` kept for backward) in ONE single-program launch and the backward
-in another single-program launch. The weight is never copied: a ConvTranspose weight
+(the kernels compute ``sigma = ||W_mat^T u||^2 / max(||W_mat^T u||, eps)``, which is
+``u . (W_mat v)`` for the new ``v``, without another pass over ``W``).
+
+Small matrices (the seed D's, below ``TileConfig.sn_multi_min`` elements) run the whole
+forward (power iterations, sigma, scaled weight and the detached copies of ``u``/``v`` kept
+for backward) in ONE single-program launch, and the backward in another. Large ones use
+several programs per phase: per power iteration a launch over row blocks (``W v``) and one
+over column blocks (``u``, ``W^T u``), then one over tiles (``sigma``, ``v``, ``W / sigma``);
+the backward is a launch of per-row-block partial ``<G, W>`` and one of gradient tiles.
+Cross-program sums go through per-program partials that every consumer adds in the same fixed
+order: deterministic, no atomics. The loops that stream ``W`` are software-pipelined
+(``tl.range(num_stages=...)``). The weight is never copied: a ConvTranspose weight
 ``[in, out, kh, kw]`` with ``dim=1`` is addressed in place through the matrix view.
 
 Ops (namespace ``gan_accel``, ``torch.library.custom_op`` with fake kernels):
@@ -33,7 +42,9 @@ differentiable entry point is :func:`triton_spectral_norm`, a functorch-style
 ``torch.autograd.Function`` (``setup_context``) around the two ops: Dynamo traces it without a
 graph break under ``torch.compile(fullgraph=True)`` and it composes with ``torch.func``
 transforms (a spectrally normalised critic inside ``torch.func.grad``). Calling
-``spectral_norm_fwd`` directly gives a non-differentiable ``out``.
+``spectral_norm_fwd`` directly gives a non-differentiable ``out``. In plain eager calls the
+Function runs the launchers directly (:func:`~._launch.eager_direct_ok`), which skips the
+custom op's dispatcher round trips; anything that traces or fakes tensors gets the op.
 
 Reference: ``torch_spectral_norm`` (pure PyTorch, numerically PyTorch's own parametrization),
 paired with ``triton_spectral_norm``.
@@ -52,11 +63,17 @@ from torch.nn.utils import parametrize
 
 from ._launch import (
     IMPLS,
+    TileConfig,
     acc_dtype,
     check_triton_device,
+    eager_direct_ok,
+    num_warps_for,
+    prev_power_of_2,
     resolve_impl,
+    tile_config,
     tl_dtype,
 )
+from ._math import ieee_div, ieee_sqrt
 
 __all__ = [
     "SpectralNorm",
@@ -90,66 +107,14 @@ def _sn_offsets(rows, cols, H, K, INNER, PERMUTED: tl.constexpr):
     return offs
 
 
-# y <- W_mat x   (ACC into y_ptr); returns ||y||^2
+# returns sum_p part[p] for p < n_part, added in a fixed order (every program gets the same bits)
 @triton.jit
-def _sn_matvec(
-    w_ptr,
-    x_ptr,
-    y_ptr,
-    H,
-    K,
-    INNER,
-    PERMUTED: tl.constexpr,
-    BLOCK_H: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    ACC: tl.constexpr,
-):
-    sumsq = tl.zeros([BLOCK_H], dtype=ACC)
-    for h0 in range(0, H, BLOCK_H):
-        rows = h0 + tl.arange(0, BLOCK_H)
-        rmask = rows < H
-        acc = tl.zeros([BLOCK_H], dtype=ACC)
-        for k0 in range(0, K, BLOCK_K):
-            cols = k0 + tl.arange(0, BLOCK_K)
-            cmask = cols < K
-            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
-            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
-            x = tl.load(x_ptr + cols, mask=cmask, other=0.0, cache_modifier=".cg")
-            acc += tl.sum(w.to(ACC) * x.to(ACC)[None, :], axis=1)
-        tl.store(y_ptr + rows, acc, mask=rmask)
-        sumsq += acc * acc
-    return tl.sum(sumsq, axis=0)
-
-
-# y <- W_mat^T x   (ACC into y_ptr); returns ||y||^2
-@triton.jit
-def _sn_matvec_t(
-    w_ptr,
-    x_ptr,
-    y_ptr,
-    H,
-    K,
-    INNER,
-    PERMUTED: tl.constexpr,
-    BLOCK_H: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    ACC: tl.constexpr,
-):
-    sumsq = tl.zeros([BLOCK_K], dtype=ACC)
-    for k0 in range(0, K, BLOCK_K):
-        cols = k0 + tl.arange(0, BLOCK_K)
-        cmask = cols < K
-        acc = tl.zeros([BLOCK_K], dtype=ACC)
-        for h0 in range(0, H, BLOCK_H):
-            rows = h0 + tl.arange(0, BLOCK_H)
-            rmask = rows < H
-            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
-            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
-            x = tl.load(x_ptr + rows, mask=rmask, other=0.0, cache_modifier=".cg")
-            acc += tl.sum(w.to(ACC) * x.to(ACC)[:, None], axis=0)
-        tl.store(y_ptr + cols, acc, mask=cmask)
-        sumsq += acc * acc
-    return tl.sum(sumsq, axis=0)
+def _sn_sum_parts(part_ptr, n_part, BLOCK_P: tl.constexpr, ACC: tl.constexpr):
+    acc = tl.zeros([BLOCK_P], dtype=ACC)
+    for p0 in range(0, n_part, BLOCK_P):
+        offs = p0 + tl.arange(0, BLOCK_P)
+        acc += tl.load(part_ptr + offs, mask=offs < n_part, other=0.0, cache_modifier=".cg")
+    return tl.sum(acc, axis=0)
 
 
 # dst <- y / denom   (cast to dst's dtype)
@@ -159,7 +124,19 @@ def _sn_normalize_store(y_ptr, dst_ptr, N, denom, BLOCK: tl.constexpr):
         offs = n0 + tl.arange(0, BLOCK)
         mask = offs < N
         y = tl.load(y_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
-        tl.store(dst_ptr + offs, (y / denom).to(dst_ptr.dtype.element_ty), mask=mask)
+        tl.store(dst_ptr + offs, ieee_div(y, denom).to(dst_ptr.dtype.element_ty), mask=mask)
+
+
+# dst <- y / denom, dst2 <- the same values   (cast to dst's dtype)
+@triton.jit
+def _sn_normalize_store2(y_ptr, dst_ptr, dst2_ptr, N, denom, BLOCK: tl.constexpr):
+    for n0 in range(0, N, BLOCK):
+        offs = n0 + tl.arange(0, BLOCK)
+        mask = offs < N
+        y = tl.load(y_ptr + offs, mask=mask, other=0.0, cache_modifier=".cg")
+        x = ieee_div(y, denom).to(dst_ptr.dtype.element_ty)
+        tl.store(dst_ptr + offs, x, mask=mask)
+        tl.store(dst2_ptr + offs, x, mask=mask)
 
 
 # returns sum_i a_i b_i   (in ACC)
@@ -185,7 +162,75 @@ def _sn_copy(src_ptr, dst_ptr, N, BLOCK: tl.constexpr):
         tl.store(dst_ptr + offs, x, mask=mask)
 
 
-# u <- W v/||W v||, v <- W^T u/||W^T u|| (n times, training); sigma = u.(W v); out = W / sigma
+# ---- one program: small matrices, one launch each way ---------------------------------------
+
+
+# y <- W_mat x   (ACC into y_ptr); returns ||y||^2
+@triton.jit
+def _sn_matvec(
+    w_ptr,
+    x_ptr,
+    y_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    sumsq = tl.zeros([BLOCK_H], dtype=ACC)
+    for h0 in range(0, H, BLOCK_H):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        acc = tl.zeros([BLOCK_H], dtype=ACC)
+        for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
+            cols = k0 + tl.arange(0, BLOCK_K)
+            cmask = cols < K
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+            x = tl.load(x_ptr + cols, mask=cmask, other=0.0, cache_modifier=".cg")
+            acc += tl.sum(w.to(ACC) * x.to(ACC)[None, :], axis=1)
+        tl.store(y_ptr + rows, acc, mask=rmask)
+        sumsq += acc * acc
+    return tl.sum(sumsq, axis=0)
+
+
+# y <- W_mat^T x   (ACC into y_ptr); returns ||y||^2
+@triton.jit
+def _sn_matvec_t(
+    w_ptr,
+    x_ptr,
+    y_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    sumsq = tl.zeros([BLOCK_K], dtype=ACC)
+    for k0 in range(0, K, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        cmask = cols < K
+        acc = tl.zeros([BLOCK_K], dtype=ACC)
+        for h0 in tl.range(0, H, BLOCK_H, num_stages=NUM_STAGES):
+            rows = h0 + tl.arange(0, BLOCK_H)
+            rmask = rows < H
+            offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+            w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+            x = tl.load(x_ptr + rows, mask=rmask, other=0.0, cache_modifier=".cg")
+            acc += tl.sum(w.to(ACC) * x.to(ACC)[:, None], axis=0)
+        tl.store(y_ptr + cols, acc, mask=cmask)
+        sumsq += acc * acc
+    return tl.sum(sumsq, axis=0)
+
+
+# u <- W v/max(||W v||, eps), v <- W^T u/max(||W^T u||, eps) (n times, training);
+# sigma = ||W^T u||^2 / max(||W^T u||, eps)  (= u . W v)  or, in eval, u . W v;  out = W / sigma
 @triton.jit
 def _sn_fwd_kernel(
     w_ptr,
@@ -206,6 +251,7 @@ def _sn_fwd_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_V: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
     ACC: tl.constexpr,
 ):
     # One program does everything; phases talk through ws (ACC scratch [H + K]) and the u/v
@@ -214,19 +260,23 @@ def _sn_fwd_kernel(
     wsu_ptr = ws_ptr
     wsv_ptr = ws_ptr + H
     if TRAINING:
+        ss = tl.sum(tl.zeros([BLOCK_V], dtype=ACC), axis=0)
         for _ in range(n_iters):
-            ss = _sn_matvec(w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+            ss = _sn_matvec(
+                w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, NUM_STAGES, ACC
+            )
             tl.debug_barrier()
-            _sn_normalize_store(wsu_ptr, u_ptr, H, tl.maximum(tl.sqrt(ss), eps), BLOCK_V)
+            _sn_normalize_store(wsu_ptr, u_ptr, H, tl.maximum(ieee_sqrt(ss), eps), BLOCK_V)
             tl.debug_barrier()
-            ss = _sn_matvec_t(w_ptr, u_ptr, wsv_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+            ss = _sn_matvec_t(
+                w_ptr, u_ptr, wsv_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, NUM_STAGES, ACC
+            )
             tl.debug_barrier()
-            _sn_normalize_store(wsv_ptr, v_ptr, K, tl.maximum(tl.sqrt(ss), eps), BLOCK_V)
+            _sn_normalize_store(wsv_ptr, v_ptr, K, tl.maximum(ieee_sqrt(ss), eps), BLOCK_V)
             tl.debug_barrier()
-        # sigma = u . (W v) = (W^T u) . v; W^T u for the final u is still in ws
-        sigma = _sn_dot(wsv_ptr, v_ptr, K, BLOCK_V, ACC)
+        sigma = ieee_div(ss, tl.maximum(ieee_sqrt(ss), eps))
     else:
-        _sn_matvec(w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, ACC)
+        _sn_matvec(w_ptr, v_ptr, wsu_ptr, H, K, INNER, PERMUTED, BLOCK_H, BLOCK_K, NUM_STAGES, ACC)
         tl.debug_barrier()
         sigma = _sn_dot(wsu_ptr, u_ptr, H, BLOCK_V, ACC)
     tl.store(sigma_ptr, sigma)
@@ -237,12 +287,12 @@ def _sn_fwd_kernel(
     for h0 in range(0, H, BLOCK_H):
         rows = h0 + tl.arange(0, BLOCK_H)
         rmask = rows < H
-        for k0 in range(0, K, BLOCK_K):
+        for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
             cols = k0 + tl.arange(0, BLOCK_K)
             mask = rmask[:, None] & (cols < K)[None, :]
             offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
             w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
-            tl.store(out_ptr + offs, (w / sigma).to(out_ptr.dtype.element_ty), mask=mask)
+            tl.store(out_ptr + offs, ieee_div(w, sigma).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 # dW <- G / sigma - (<G, W> / sigma^2) u v^T
@@ -260,6 +310,7 @@ def _sn_bwd_kernel(
     PERMUTED: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
     ACC: tl.constexpr,
 ):
     sigma = tl.load(sigma_ptr).to(ACC)
@@ -268,28 +319,245 @@ def _sn_bwd_kernel(
     for h0 in range(0, H, BLOCK_H):
         rows = h0 + tl.arange(0, BLOCK_H)
         rmask = rows < H
-        for k0 in range(0, K, BLOCK_K):
+        for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
             cols = k0 + tl.arange(0, BLOCK_K)
             mask = rmask[:, None] & (cols < K)[None, :]
             offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
             w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
             acc += g * w
-    coef = tl.sum(tl.sum(acc, axis=1), axis=0) / (sigma * sigma)
+    coef = ieee_div(tl.sum(tl.sum(acc, axis=1), axis=0), sigma * sigma)
     # pass 2: the gradient
     for h0 in range(0, H, BLOCK_H):
         rows = h0 + tl.arange(0, BLOCK_H)
         rmask = rows < H
         u = tl.load(u_ptr + rows, mask=rmask, other=0.0).to(ACC)
-        for k0 in range(0, K, BLOCK_K):
+        for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
             cols = k0 + tl.arange(0, BLOCK_K)
             cmask = cols < K
             mask = rmask[:, None] & cmask[None, :]
             offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
             v = tl.load(v_ptr + cols, mask=cmask, other=0.0).to(ACC)
-            dw = g / sigma - coef * (u[:, None] * v[None, :])
+            dw = ieee_div(g, sigma) - coef * (u[:, None] * v[None, :])
             tl.store(dw_ptr + offs, dw.to(dw_ptr.dtype.element_ty), mask=mask)
+
+
+# ---- several programs: large matrices; the phases are separate launches --------------------
+# Cross-program reductions go through per-program partial sums that each consumer adds in a
+# fixed order, so the results are deterministic and no atomics or zero fills are needed.
+
+
+# y[rows] <- W_mat[rows, :] x for this program's rows, x = x_raw or (X_NORM) x_raw / denom
+# rounded like the buffer it becomes (denom = max(sqrt(sum x_part), eps); program 0 writes it
+# to x_store and x_used); part[pid] <- sum(y^2), or (DOT_D) sum(d[rows] y)
+@triton.jit
+def _sn_rows_kernel(
+    w_ptr,
+    x_ptr,
+    x_part_ptr,
+    x_store_ptr,
+    x_used_ptr,
+    y_ptr,
+    part_ptr,
+    d_ptr,
+    H,
+    K,
+    INNER,
+    n_x_part,
+    eps,
+    PERMUTED: tl.constexpr,
+    X_NORM: tl.constexpr,
+    DOT_D: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_H + tl.arange(0, BLOCK_H)
+    rmask = rows < H
+    denom = tl.maximum(ieee_sqrt(_sn_sum_parts(x_part_ptr, n_x_part, BLOCK_P, ACC)), eps)
+    acc = tl.zeros([BLOCK_H], dtype=ACC)
+    for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        cmask = cols < K
+        offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+        w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+        x = tl.load(x_ptr + cols, mask=cmask, other=0.0, cache_modifier=".cg").to(ACC)
+        if X_NORM:
+            x = ieee_div(x, denom).to(x_store_ptr.dtype.element_ty).to(ACC)
+        acc += tl.sum(w.to(ACC) * x[None, :], axis=1)
+    tl.store(y_ptr + rows, acc, mask=rmask)
+    if DOT_D:
+        d = tl.load(d_ptr + rows, mask=rmask, other=0.0).to(ACC)
+        tl.store(part_ptr + pid, tl.sum(d * acc, axis=0))
+    else:
+        tl.store(part_ptr + pid, tl.sum(acc * acc, axis=0))
+    if X_NORM:
+        if pid == 0:
+            _sn_normalize_store2(x_ptr, x_store_ptr, x_used_ptr, K, denom, BLOCK_V)
+
+
+# u <- y / max(sqrt(sum y_part), eps) (rounded like the u buffer; program 0 writes u, u_used);
+# z[cols] <- W_mat[:, cols]^T u for this program's columns; part[pid] <- sum(z^2)
+@triton.jit
+def _sn_cols_kernel(
+    w_ptr,
+    y_ptr,
+    y_part_ptr,
+    u_ptr,
+    u_used_ptr,
+    z_ptr,
+    part_ptr,
+    H,
+    K,
+    INNER,
+    n_y_part,
+    eps,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    cols = pid * BLOCK_K + tl.arange(0, BLOCK_K)
+    cmask = cols < K
+    denom = tl.maximum(ieee_sqrt(_sn_sum_parts(y_part_ptr, n_y_part, BLOCK_P, ACC)), eps)
+    acc = tl.zeros([BLOCK_K], dtype=ACC)
+    for h0 in tl.range(0, H, BLOCK_H, num_stages=NUM_STAGES):
+        rows = h0 + tl.arange(0, BLOCK_H)
+        rmask = rows < H
+        offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+        w = tl.load(w_ptr + offs, mask=rmask[:, None] & cmask[None, :], other=0.0)
+        y = tl.load(y_ptr + rows, mask=rmask, other=0.0, cache_modifier=".cg").to(ACC)
+        u = ieee_div(y, denom).to(u_ptr.dtype.element_ty).to(ACC)
+        acc += tl.sum(w.to(ACC) * u[:, None], axis=0)
+    tl.store(z_ptr + cols, acc, mask=cmask)
+    tl.store(part_ptr + pid, tl.sum(acc * acc, axis=0))
+    if pid == 0:
+        _sn_normalize_store2(y_ptr, u_ptr, u_used_ptr, H, denom, BLOCK_V)
+
+
+# sigma = ss / max(sqrt(ss), eps) with ss = sum part = ||W^T u||^2 (training), or sum part
+# (eval, = u . W v); out <- W / sigma on this program's tile. Program 0 also stores sigma and
+# v <- z / max(sqrt(ss), eps) into v, v_used (training) or copies u, v to u_used, v_used (eval)
+@triton.jit
+def _sn_scale_kernel(
+    w_ptr,
+    out_ptr,
+    part_ptr,
+    z_ptr,
+    u_ptr,
+    v_ptr,
+    u_used_ptr,
+    v_used_ptr,
+    sigma_ptr,
+    H,
+    K,
+    INNER,
+    n_part,
+    eps,
+    TRAINING: tl.constexpr,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    pid_h = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    ss = _sn_sum_parts(part_ptr, n_part, BLOCK_P, ACC)
+    if TRAINING:
+        denom = tl.maximum(ieee_sqrt(ss), eps)
+        sigma = ieee_div(ss, denom)
+    else:
+        denom = ss
+        sigma = ss
+    rows = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask = (rows < H)[:, None] & (cols < K)[None, :]
+    offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+    w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
+    tl.store(out_ptr + offs, ieee_div(w, sigma).to(out_ptr.dtype.element_ty), mask=mask)
+    if pid_h + pid_k == 0:
+        tl.store(sigma_ptr, sigma)
+        if TRAINING:
+            _sn_normalize_store2(z_ptr, v_ptr, v_used_ptr, K, denom, BLOCK_V)
+        else:
+            _sn_copy(u_ptr, u_used_ptr, H, BLOCK_V)
+            _sn_copy(v_ptr, v_used_ptr, K, BLOCK_V)
+
+
+# part[pid] <- sum of G * W over this program's rows
+@triton.jit
+def _sn_bwd_rows_kernel(
+    g_ptr,
+    w_ptr,
+    part_ptr,
+    H,
+    K,
+    INNER,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_H + tl.arange(0, BLOCK_H)
+    rmask = rows < H
+    acc = tl.zeros([BLOCK_H, BLOCK_K], dtype=ACC)
+    for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        mask = rmask[:, None] & (cols < K)[None, :]
+        offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
+        w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(ACC)
+        acc += g * w
+    tl.store(part_ptr + pid, tl.sum(tl.sum(acc, axis=1), axis=0))
+
+
+# dW <- G / sigma - (sum part / sigma^2) u v^T   on this program's tile
+@triton.jit
+def _sn_bwd_tile_kernel(
+    g_ptr,
+    u_ptr,
+    v_ptr,
+    sigma_ptr,
+    part_ptr,
+    dw_ptr,
+    H,
+    K,
+    INNER,
+    n_part,
+    PERMUTED: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    pid_h = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    sigma = tl.load(sigma_ptr).to(ACC)
+    coef = ieee_div(_sn_sum_parts(part_ptr, n_part, BLOCK_P, ACC), sigma * sigma)
+    rows = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    rmask = rows < H
+    cmask = cols < K
+    mask = rmask[:, None] & cmask[None, :]
+    offs = _sn_offsets(rows, cols, H, K, INNER, PERMUTED)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(ACC)
+    u = tl.load(u_ptr + rows, mask=rmask, other=0.0).to(ACC)
+    v = tl.load(v_ptr + cols, mask=cmask, other=0.0).to(ACC)
+    dw = ieee_div(g, sigma) - coef * (u[:, None] * v[None, :])
+    tl.store(dw_ptr + offs, dw.to(dw_ptr.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,21 +574,38 @@ def _matrix_layout(weight: Tensor, dim: int) -> tuple[int, int, int, bool]:
     return h, inner * outer, inner, outer > 1
 
 
-def _blocks(h: int, k: int, device: torch.device) -> tuple[int, int, int, int]:
-    """(BLOCK_H, BLOCK_K, BLOCK_V, num_warps) for the single-program kernels."""
-    if device.type == "cuda":
-        max_tile, max_v = 8192, 1024  # 8 warps -> 32 fp32 tile values per thread
-    else:
-        # Triton interpreter: every block op is one numpy call, so use few, large blocks.
-        max_tile, max_v = 65536, 65536
-    bh = min(triton.next_power_of_2(h), 64)
-    bk = min(triton.next_power_of_2(k), max(16, max_tile // bh))
-    bv = min(triton.next_power_of_2(max(h, k)), max_v)
-    num_warps = 8 if bh * bk >= 4096 else 4
-    return bh, bk, bv, num_warps
+def _np2(n: int) -> int:
+    return triton.next_power_of_2(max(int(n), 1))
 
 
+def _uses_several_programs(h: int, k: int, cfg: TileConfig) -> bool:
+    return h * k >= cfg.sn_multi_min
 
+
+def _blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int, int]:
+    """(BLOCK_H, BLOCK_K, BLOCK_V) of the one-program kernels."""
+    bh = min(_np2(h), cfg.sn_block_h)
+    bk = min(_np2(k), max(1, cfg.sn_tile // bh))
+    return bh, bk, min(_np2(max(h, k)), cfg.sn_block_v)
+
+
+def _row_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
+    """(rows per program, BLOCK_K) of the row kernels: about ``sn_programs`` programs."""
+    bh = min(cfg.sn_block_h, prev_power_of_2(triton.cdiv(h, cfg.sn_programs)), _np2(h))
+    return bh, min(_np2(k), max(1, cfg.sn_tile // bh))
+
+
+def _col_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
+    """(BLOCK_H, columns per program) of the column kernel."""
+    per = prev_power_of_2(triton.cdiv(k, cfg.sn_programs))
+    bk = min(cfg.sn_max_cols, max(cfg.sn_min_cols, per), _np2(k))
+    return min(_np2(h), max(1, cfg.sn_tile // bk)), bk
+
+
+def _tile_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
+    """(BLOCK_H, BLOCK_K) of the elementwise kernels (one tile per program)."""
+    bh = min(_np2(h), cfg.sn_ew_rows)
+    return bh, min(_np2(k), max(1, cfg.sn_tile // bh))
 
 
 def spectral_norm_forward(
@@ -332,7 +617,9 @@ def spectral_norm_forward(
     dim: int,
     training: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Launch the fused spectral-norm forward kernel (one launch).
+    """Launch the fused spectral-norm forward: one single-program launch for small matrices;
+    for large ones (``TileConfig.sn_multi_min``) ``2 n + 1`` multi-program launches in
+    training, 2 in eval.
 
     Args:
         weight: parameter, ``ndim >= 2``.
@@ -356,13 +643,19 @@ def spectral_norm_forward(
     h, k, inner, permuted = _matrix_layout(w, dim % w.ndim)
     if u.shape != (h,) or v.shape != (k,) or not (u.is_contiguous() and v.is_contiguous()):
         raise ValueError(f"spectral_norm_forward: u/v must be contiguous [{h}] / [{k}]")
+    cfg = tile_config(w.device)
     out = torch.empty_like(w)
     acc = acc_dtype(w)
     sigma = torch.empty(1, device=w.device, dtype=acc)
     u_used = torch.empty_like(u)
     v_used = torch.empty_like(v)
+    layout = (h, k, inner, permuted)
+    if _uses_several_programs(h, k, cfg):
+        _forward_several(w, out, u, v, u_used, v_used, sigma, layout, int(n_power_iterations),
+                         float(eps), bool(training), cfg)
+        return out, sigma, u_used, v_used
     ws = torch.empty(h + k, device=w.device, dtype=acc)
-    bh, bk, bv, num_warps = _blocks(h, k, w.device)
+    bh, bk, bv = _blocks(h, k, cfg)
     _sn_fwd_kernel[(1,)](
         w,
         out,
@@ -382,16 +675,59 @@ def spectral_norm_forward(
         BLOCK_H=bh,
         BLOCK_K=bk,
         BLOCK_V=bv,
+        NUM_STAGES=cfg.num_stages,
         ACC=tl_dtype(acc),
-        num_warps=num_warps,
+        num_warps=num_warps_for(bh * bk),
     )
     return out, sigma, u_used, v_used
+
+
+def _forward_several(w, out, u, v, u_used, v_used, sigma, layout, n_iters, eps, training, cfg):
+    """The multi-program forward: per power iteration a row launch (y = W v) and a column
+    launch (u = y / ||y||, z = W^T u), then one tile launch (sigma, v = z / ||z||, W / sigma)."""
+    h, k, inner, permuted = layout
+    acc = sigma.dtype
+    rbh, rbk = _row_blocks(h, k, cfg)
+    cbh, cbk = _col_blocks(h, k, cfg)
+    tbh, tbk = _tile_blocks(h, k, cfg)
+    n_rows, n_cols = triton.cdiv(h, rbh), triton.cdiv(k, cbk)
+    ws = torch.empty(h + k + n_rows + n_cols, device=w.device, dtype=acc)
+    y, z = ws[:h], ws[h : h + k]
+    y_part, z_part = ws[h + k : h + k + n_rows], ws[h + k + n_rows :]
+    bv = min(_np2(max(h, k)), cfg.sn_block_v)
+    bp = min(_np2(max(n_rows, n_cols)), cfg.sn_block_p)
+    common = dict(PERMUTED=permuted, BLOCK_P=bp, BLOCK_V=bv, ACC=tl_dtype(acc))
+    rows_kw = dict(BLOCK_H=rbh, BLOCK_K=rbk, NUM_STAGES=cfg.num_stages,
+                   num_warps=num_warps_for(rbh * rbk), **common)
+    cols_kw = dict(BLOCK_H=cbh, BLOCK_K=cbk, NUM_STAGES=cfg.num_stages,
+                   num_warps=num_warps_for(cbh * cbk), **common)
+    tile_grid = (triton.cdiv(h, tbh), triton.cdiv(k, tbk))
+    tile_kw = dict(BLOCK_H=tbh, BLOCK_K=tbk, num_warps=num_warps_for(tbh * tbk), **common)
+    if not training:
+        # sigma = u . W v: the row launch's partials are u[rows] . y[rows]
+        _sn_rows_kernel[(n_rows,)](w, v, y_part, v, v_used, y, y_part, u, h, k, inner, 0, eps,
+                                   X_NORM=False, DOT_D=True, **rows_kw)
+        _sn_scale_kernel[tile_grid](w, out, y_part, z, u, v, u_used, v_used, sigma, h, k,
+                                    inner, n_rows, eps, TRAINING=False, **tile_kw)
+        return
+    for it in range(n_iters):
+        # iteration 1 reads the v buffer; later ones v = z / ||z|| from the previous iteration
+        x, first = (v, True) if it == 0 else (z, False)
+        _sn_rows_kernel[(n_rows,)](w, x, z_part, v, v_used, y, y_part, u, h, k, inner,
+                                   0 if first else n_cols, eps, X_NORM=not first, DOT_D=False,
+                                   **rows_kw)
+        _sn_cols_kernel[(n_cols,)](w, y, y_part, u, u_used, z, z_part, h, k, inner, n_rows, eps,
+                                   **cols_kw)
+    _sn_scale_kernel[tile_grid](w, out, z_part, z, u, v, u_used, v_used, sigma, h, k, inner,
+                                n_cols, eps, TRAINING=True, **tile_kw)
 
 
 def spectral_norm_backward(
     grad: Tensor, weight: Tensor, u: Tensor, v: Tensor, sigma: Tensor, dim: int
 ) -> Tensor:
-    """Launch the fused spectral-norm backward kernel (one launch).
+    """Launch the fused spectral-norm backward: one single-program launch for small matrices,
+    two multi-program launches (partial ``<G, W>`` per row block, then the gradient tiles) for
+    large ones.
 
     Args:
         grad: gradient of the loss w.r.t. ``weight / sigma`` (same shape as ``weight``).
@@ -403,25 +739,28 @@ def spectral_norm_backward(
     check_triton_device(weight, "spectral_norm_backward")
     w = weight.detach().contiguous()
     g = grad.to(w.dtype).contiguous()
+    u, v = u.contiguous(), v.contiguous()
     h, k, inner, permuted = _matrix_layout(w, dim % w.ndim)
+    cfg = tile_config(w.device)
+    acc = acc_dtype(w)
     dw = torch.empty_like(w)
-    bh, bk, _, num_warps = _blocks(h, k, w.device)
-    _sn_bwd_kernel[(1,)](
-        g,
-        w,
-        u.contiguous(),
-        v.contiguous(),
-        sigma,
-        dw,
-        h,
-        k,
-        inner,
-        PERMUTED=permuted,
-        BLOCK_H=bh,
-        BLOCK_K=bk,
-        ACC=tl_dtype(acc_dtype(w)),
-        num_warps=num_warps,
-    )
+    if not _uses_several_programs(h, k, cfg):
+        bh, bk, _ = _blocks(h, k, cfg)
+        _sn_bwd_kernel[(1,)](g, w, u, v, sigma, dw, h, k, inner, PERMUTED=permuted, BLOCK_H=bh,
+                             BLOCK_K=bk, NUM_STAGES=cfg.num_stages, ACC=tl_dtype(acc),
+                             num_warps=num_warps_for(bh * bk))
+        return dw
+    rbh, rbk = _row_blocks(h, k, cfg)
+    n_rows = triton.cdiv(h, rbh)
+    part = torch.empty(n_rows, device=w.device, dtype=acc)
+    _sn_bwd_rows_kernel[(n_rows,)](g, w, part, h, k, inner, PERMUTED=permuted, BLOCK_H=rbh,
+                                   BLOCK_K=rbk, NUM_STAGES=cfg.num_stages, ACC=tl_dtype(acc),
+                                   num_warps=num_warps_for(rbh * rbk))
+    tbh, tbk = _tile_blocks(h, k, cfg)
+    _sn_bwd_tile_kernel[(triton.cdiv(h, tbh), triton.cdiv(k, tbk))](
+        g, u, v, sigma, part, dw, h, k, inner, n_rows, PERMUTED=permuted, BLOCK_H=tbh,
+        BLOCK_K=tbk, BLOCK_P=min(_np2(n_rows), cfg.sn_block_p), ACC=tl_dtype(acc),
+        num_warps=num_warps_for(tbh * tbk))
     return dw
 
 
@@ -499,6 +838,14 @@ def _sn_bwd_backward(ctx, r):
 _sn_bwd_op.register_autograd(_sn_bwd_backward, setup_context=_sn_bwd_setup)
 
 
+def _bump_versions(*tensors: Tensor) -> None:
+    """What the op's in-place schema does for its mutated arguments: bump their versions, so
+    autograd notices if anything saved them before this update."""
+    for t in tensors:
+        if not t.is_inference():
+            torch.autograd.graph.increment_version(t)
+
+
 class _SpectralNormFunction(torch.autograd.Function):
     """``out = weight / sigma`` via gan_accel::spectral_norm_fwd (which also updates u, v in
     place when training); backward via gan_accel::spectral_norm_bwd.
@@ -512,6 +859,14 @@ class _SpectralNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(weight, u, v, n_power_iterations, eps, dim, training):
+        if eager_direct_ok(weight, u, v):
+            # eager: the launcher itself, without the op's dispatcher round trips
+            out, sigma, u_used, v_used = spectral_norm_forward(
+                weight, u, v, n_power_iterations, eps, dim, training
+            )
+            if training:
+                _bump_versions(u, v)
+            return out, sigma, u_used, v_used
         out, sigma, u_used, v_used = torch.ops.gan_accel.spectral_norm_fwd(
             weight, u, v, n_power_iterations, eps, dim, training
         )
@@ -541,6 +896,8 @@ class _SpectralNormBackwardFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(grad, weight, u, v, sigma, dim):
+        if eager_direct_ok(grad, weight, u, v, sigma):
+            return spectral_norm_backward(grad, weight, u, v, sigma, dim)
         return torch.ops.gan_accel.spectral_norm_bwd(grad, weight, u, v, sigma, dim)
 
     @staticmethod

@@ -10,12 +10,18 @@ which is also what ``torch.linalg.vector_norm``'s subgradient gives at 0.
 
 Triton path, one launch each way:
 
-* forward: each program owns a few rows, computes their norms (kept for backward) and its
-  partial sum of ``(n_i - 1)^2``; the last program to finish (an atomic ticket) adds the
-  partials in a fixed order, so the result is deterministic (run to run and for any number of
-  programs that finish in any order). The ticket counter is a fresh 4-byte zero tensor per
-  call (a memset); problems that fit one program skip it.
+* forward: small problems (up to ``TileConfig.gp_single_max`` elements: batch 64 of 28x28 on
+  CUDA) run on ONE program that walks every row block, with no scratch and no zero fill.
+  Larger ones give each program a few rows: it computes their norms (kept for backward) and
+  its partial sum of ``(n_i - 1)^2``; the last program to finish (an atomic ticket) adds the
+  partials in a fixed order, so the result is deterministic (run to run and for any number
+  of programs that finish in any order). That ticket is a fresh 4-byte zero tensor per call.
+  Rows may have any stride, 0 included (an expanded batch).
 * backward: elementwise over ``[B, N]`` tiles, ``dg_i = c_i g_i`` with one coefficient per row.
+
+In plain eager calls the autograd.Functions run the launchers directly
+(:func:`~._launch.eager_direct_ok`), skipping the custom ops' dispatcher round trips; anything
+that traces or fakes tensors (``torch.compile``, ``opcheck``) gets the registered ops.
 
 Ops (namespace ``gan_accel``), both ``torch.library.custom_op`` with fake kernels and autograd:
 
@@ -40,11 +46,16 @@ import triton.language as tl
 from torch import Tensor
 
 from ._launch import (
+    TileConfig,
     acc_dtype,
     check_triton_device,
+    eager_direct_ok,
+    num_warps_for,
     resolve_impl,
+    tile_config,
     tl_dtype,
 )
+from ._math import ieee_div, ieee_sqrt
 
 __all__ = [
     "gp_norm_penalty",
@@ -62,7 +73,49 @@ _OP_NAME = "gp_norm_penalty"
 # --------------------------------------------------------------------------------------------
 
 
-# n_i <- ||g_i||_2 ;  penalty <- (1/B) sum_i (n_i - 1)^2  (last program sums partials in order)
+# n_i <- ||g_i||_2 for the rows r0 .. r0 + ROWS (stored); returns (n_i - 1)^2 (0 past row B)
+@triton.jit
+def _gp_row_block(
+    g_ptr,
+    norms_ptr,
+    r0,
+    B,
+    N,
+    stride_row,
+    ROWS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    FULL_ROW: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    rows = r0 + tl.arange(0, ROWS)
+    rmask = rows < B
+    row_off = rows.to(tl.int64) * stride_row  # stride 0: an expanded batch, every row the same
+    if FULL_ROW:  # the whole row in one block: no column loop
+        cols = tl.arange(0, BLOCK_N)
+        mask = rmask[:, None] & (cols < N)[None, :]
+        x = tl.load(g_ptr + row_off[:, None] + cols[None, :].to(tl.int64), mask=mask, other=0.0)
+        x = x.to(ACC)
+        sumsq = tl.sum(x * x, axis=1)
+    else:
+        acc = tl.zeros([ROWS, BLOCK_N], dtype=ACC)
+        for n0 in tl.range(0, N, BLOCK_N, num_stages=NUM_STAGES):
+            cols = n0 + tl.arange(0, BLOCK_N)
+            mask = rmask[:, None] & (cols < N)[None, :]
+            x = tl.load(g_ptr + row_off[:, None] + cols[None, :].to(tl.int64), mask=mask,
+                        other=0.0)
+            x = x.to(ACC)
+            acc += x * x
+        sumsq = tl.sum(acc, axis=1)
+    norm = ieee_sqrt(sumsq)
+    tl.store(norms_ptr + rows, norm, mask=rmask)
+    d = tl.where(rmask, norm - 1.0, 0.0)
+    return d * d
+
+
+# n_i <- ||g_i||_2 ;  penalty <- (1/B) sum_i (n_i - 1)^2. SINGLE: one program walks every row
+# block. Otherwise one program per ROWS rows; the last to finish (an atomic ticket) adds the
+# per-program partials in program order, so the sum is deterministic.
 @triton.jit
 def _gp_fwd_kernel(
     g_ptr,
@@ -76,28 +129,28 @@ def _gp_fwd_kernel(
     ROWS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_P: tl.constexpr,
+    FULL_ROW: tl.constexpr,
     SINGLE: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
     ACC: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    rows = pid * ROWS + tl.arange(0, ROWS)
-    rmask = rows < B
-    row_off = rows.to(tl.int64) * stride_row
-    acc = tl.zeros([ROWS, BLOCK_N], dtype=ACC)
-    for n0 in range(0, N, BLOCK_N):
-        cols = n0 + tl.arange(0, BLOCK_N)
-        mask = rmask[:, None] & (cols < N)[None, :]
-        x = tl.load(g_ptr + row_off[:, None] + cols[None, :].to(tl.int64), mask=mask, other=0.0)
-        x = x.to(ACC)
-        acc += x * x
-    norm = tl.sqrt(tl.sum(acc, axis=1))
-    tl.store(norms_ptr + rows, norm, mask=rmask)
-    d = tl.where(rmask, norm - 1.0, 0.0)
-    part = tl.sum(d * d, axis=0)
     if SINGLE:
-        tl.store(loss_ptr, (part / B).to(loss_ptr.dtype.element_ty))
+        total = tl.zeros([ROWS], dtype=ACC)
+        if FULL_ROW:  # the row loop is the only loop: pipeline it
+            for r0 in tl.range(0, B, ROWS, num_stages=NUM_STAGES):
+                total += _gp_row_block(g_ptr, norms_ptr, r0, B, N, stride_row, ROWS, BLOCK_N,
+                                       FULL_ROW, NUM_STAGES, ACC)
+        else:
+            for r0 in range(0, B, ROWS):
+                total += _gp_row_block(g_ptr, norms_ptr, r0, B, N, stride_row, ROWS, BLOCK_N,
+                                       FULL_ROW, NUM_STAGES, ACC)
+        loss = ieee_div(tl.sum(total, axis=0), B * 1.0)
+        tl.store(loss_ptr, loss.to(loss_ptr.dtype.element_ty))
     else:
-        tl.store(partial_ptr + pid, part)
+        pid = tl.program_id(0)
+        d2 = _gp_row_block(g_ptr, norms_ptr, pid * ROWS, B, N, stride_row, ROWS, BLOCK_N,
+                           FULL_ROW, NUM_STAGES, ACC)
+        tl.store(partial_ptr + pid, tl.sum(d2, axis=0))
         tl.debug_barrier()
         # acq_rel: our partial is published before the ticket, the last taker sees them all
         ticket = tl.atomic_add(ticket_ptr, 1, sem="acq_rel")
@@ -109,7 +162,8 @@ def _gp_fwd_kernel(
                 total += tl.load(
                     partial_ptr + offs, mask=offs < n_prog, other=0.0, cache_modifier=".cg"
                 )
-            tl.store(loss_ptr, (tl.sum(total, axis=0) / B).to(loss_ptr.dtype.element_ty))
+            loss = ieee_div(tl.sum(total, axis=0), B * 1.0)
+            tl.store(loss_ptr, loss.to(loss_ptr.dtype.element_ty))
 
 
 # dg_i <- c_i g_i,  c_i = (2 grad_out (n_i - 1) / B + grad_norms_i) / n_i  (0 where n_i == 0)
@@ -137,10 +191,10 @@ def _gp_bwd_kernel(
     mask = rmask[:, None] & (cols < N)[None, :]
     n = tl.load(norms_ptr + rows, mask=rmask, other=0.0)
     gout = tl.load(gout_ptr).to(ACC)
-    num = 2.0 * gout * (n - 1.0) / B
+    num = ieee_div(2.0 * gout * (n - 1.0), B * 1.0)
     if HAS_GNORMS:
         num += tl.load(gnorms_ptr + rows, mask=rmask, other=0.0).to(ACC)
-    coef = tl.where(n > 0.0, num / tl.where(n > 0.0, n, 1.0), 0.0)
+    coef = tl.where(n > 0.0, ieee_div(num, tl.where(n > 0.0, n, 1.0)), 0.0)
     r64 = rows.to(tl.int64)
     c64 = cols.to(tl.int64)
     x = tl.load(g_ptr + r64[:, None] * stride_row + c64[None, :], mask=mask, other=0.0)
@@ -156,34 +210,36 @@ def _gp_bwd_kernel(
 
 
 def _as_rows(g: Tensor) -> Tensor:
+    """``g`` viewed as ``[B, N]`` rows; copied only when a row's elements are not adjacent.
+    The row stride may be anything, 0 included (an expanded batch)."""
     if g.ndim < 1:
         raise ValueError("gp_norm_penalty: g must have a batch dimension, got a 0-d tensor")
     g2 = g.reshape(g.shape[0], -1)
-    if g2.shape[1] > 0 and g2.stride(1) != 1:
+    if g2.shape[1] > 1 and g2.stride(1) != 1:
         g2 = g2.contiguous()
     return g2
 
 
+def _np2(n: int) -> int:
+    return triton.next_power_of_2(max(int(n), 1))
 
 
-
-def _fwd_config(b: int, n: int, device: torch.device) -> tuple[int, int]:
-    """(ROWS, BLOCK_N) for the forward kernel."""
-    if device.type == "cuda":
-        block_n = min(triton.next_power_of_2(max(n, 1)), 2048)
-        rows = min(triton.next_power_of_2(b), max(1, 2048 // block_n))
-    else:  # Triton interpreter: few programs, large numpy blocks
-        block_n = min(triton.next_power_of_2(max(n, 1)), 4096)
-        rows = min(triton.next_power_of_2(b), max(1, 65536 // block_n))
-    return rows, block_n
+def _fwd_config(b: int, n: int, cfg: TileConfig) -> tuple[int, int, bool]:
+    """(ROWS, BLOCK_N, single program?) of the forward kernel."""
+    block_n = min(_np2(n), cfg.gp_block_n)
+    single = b * n <= cfg.gp_single_max
+    tile = cfg.gp_single_tile if single else cfg.gp_tile
+    rows = min(_np2(b), max(1, tile // block_n))
+    return rows, block_n, single or triton.cdiv(b, rows) == 1
 
 
 def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
-    """Launch the fused penalty forward (one launch; plus a 4-byte zero fill for the ticket
-    when more than one program is needed).
+    """Launch the fused penalty forward: one single-program launch up to
+    ``TileConfig.gp_single_max`` elements (batch 64 of 28x28); beyond, one multi-program
+    launch plus a 4-byte zero fill for its ticket.
 
     Args:
-        g: ``[B, ...]`` per-sample gradients (any float dtype).
+        g: ``[B, ...]`` per-sample gradients (any float dtype, any strides).
 
     Returns:
         ``(penalty, norms)``: ``penalty`` is 0-d in ``g.dtype``, ``norms`` is ``[B]`` fp32
@@ -198,16 +254,14 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
     if b == 0:
         loss.fill_(float("nan"))  # mean over an empty batch, as torch
         return loss, norms
-    rows, block_n = _fwd_config(b, n, g.device)
-    n_prog = triton.cdiv(b, rows)
-    single = n_prog == 1
+    cfg = tile_config(g.device)
+    rows, block_n, single = _fwd_config(b, n, cfg)
+    n_prog = 1 if single else triton.cdiv(b, rows)
     if single:
         partial = ticket = norms  # unused
     else:
         partial = torch.empty(n_prog, device=g.device, dtype=acc)
         ticket = torch.zeros(1, device=g.device, dtype=torch.int32)
-    block_p = min(triton.next_power_of_2(n_prog), 1024)
-    num_warps = 8 if rows * block_n >= 4096 else 4
     _gp_fwd_kernel[(n_prog,)](
         g2,
         norms,
@@ -216,13 +270,15 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
         loss,
         b,
         n,
-        max(g2.stride(0), 1),
+        g2.stride(0),
         ROWS=rows,
         BLOCK_N=block_n,
-        BLOCK_P=block_p,
+        BLOCK_P=min(_np2(n_prog), cfg.gp_block_p),
+        FULL_ROW=n <= block_n,
         SINGLE=single,
+        NUM_STAGES=cfg.num_stages,
         ACC=tl_dtype(acc),
-        num_warps=num_warps,
+        num_warps=num_warps_for(rows * block_n),
     )
     return loss, norms
 
@@ -248,12 +304,9 @@ def gp_norm_penalty_backward(
     dg = torch.empty((b, n), device=g.device, dtype=g.dtype)
     if b == 0 or n == 0:
         return dg.reshape(g.shape)
-    if g.device.type == "cuda":
-        block_n = min(triton.next_power_of_2(n), 1024)
-        rows = min(triton.next_power_of_2(b), max(1, 2048 // block_n))
-    else:
-        block_n = min(triton.next_power_of_2(n), 4096)
-        rows = min(triton.next_power_of_2(b), max(1, 65536 // block_n))
+    cfg = tile_config(g.device)
+    block_n = min(_np2(n), cfg.gp_bwd_block_n)
+    rows = min(_np2(b), max(1, cfg.gp_bwd_tile // block_n))
     grid = (triton.cdiv(b, rows), triton.cdiv(n, block_n))
     has_gn = grad_norms is not None
     gn = grad_norms.contiguous() if has_gn else norms
@@ -372,6 +425,8 @@ class _GPNormPenaltyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(g):
+        if eager_direct_ok(g):  # eager: the launcher itself, no dispatcher round trips
+            return gp_norm_penalty_forward(g)
         return torch.ops.gan_accel.gp_norm_penalty(g)
 
     @staticmethod
@@ -391,6 +446,8 @@ class _GPNormPenaltyBackwardFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(g, norms, grad_penalty, grad_norms):
+        if eager_direct_ok(g, norms, grad_penalty, grad_norms):
+            return gp_norm_penalty_backward(g, norms, grad_penalty, grad_norms)
         return torch.ops.gan_accel.gp_norm_penalty_backward(g, norms, grad_penalty, grad_norms)
 
     @staticmethod

@@ -1,15 +1,25 @@
-"""CUDA-only: Triton vs torch on a real GPU (skipped without CUDA; the device is only queried
-when a test runs). Run with ``TRITON_INTERPRET=0`` to exercise the compiled kernels; under the
-conftest default (1) the same tests run the interpreter on CUDA tensors."""
+"""CUDA-only: the compiled kernels against PyTorch on a real GPU (skipped without CUDA; the
+device is only queried when a test runs). The other kernel test files run on CUDA too there;
+this one adds what only a GPU can show: cuBLAS-computed references at larger shapes, bitwise
+determinism of the penalty over 200 calls (its multi-program reduction races for real there),
+and 100 chained training calls against PyTorch's spectral norm, on both kernel paths."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
-from _gan_kernels_testutils import assert_close, assert_within_ref_error, needs_cuda
+from _gan_kernels_testutils import (
+    assert_chained_training_matches_pytorch,
+    assert_close,
+    assert_penalty_bitwise_deterministic,
+    assert_within_ref_error,
+    needs_cuda,
+    seed_critic,
+)
 from gan_accel.kernels import (
     gp_norm_penalty,
     resolve_impl,
@@ -19,19 +29,12 @@ from gan_accel.kernels import (
     triton_gp_norm_penalty,
     triton_spectral_norm,
 )
+from gan_accel.kernels._launch import TILE_CONFIGS, Tiles, use_tiles
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as pt_spectral_norm
 
 pytestmark = [pytest.mark.gpu, needs_cuda]
-
-
-@pytest.fixture(autouse=True)
-def _no_tf32():
-    """Full fp32 convs/matmuls, so reference and kernel differ only by summation order."""
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+# (conftest.py's autouse fixture turns TF32 off and cuDNN deterministic for every kernel test)
 
 
 SN_SHAPES = [
@@ -211,3 +214,23 @@ def test_wgan_gp_param_grads_cuda(compiled):
     for k, val in ref.items():
         got = dict(D.named_parameters())[k].grad
         assert_close(got, val, rtol=1e-3, atol=1e-5 * float(val.abs().max()), name=k)
+
+
+@pytest.mark.parametrize("batch", [3, 64, 65, 4095, 4096])
+def test_gp_norm_penalty_bitwise_deterministic_200_calls(batch):
+    """Forward and backward, 200 calls each, at the seed's 28x28: one program up to batch 64,
+    ticketed multi-program reductions from 65 on (4095: a ragged last program)."""
+    assert_penalty_bitwise_deterministic(batch, 784, 200, "cuda")
+
+
+@pytest.mark.parametrize("path", ["auto", "several-programs"])
+def test_spectral_norm_100_chained_training_calls_match_pytorch(path):
+    """The seed D (32x16, 64x128, 128x1024, 1x2048), batch 64: 100 training calls (forward,
+    backward, SGD step), u / v / weights compared with PyTorch's parametrization after each.
+    ``several-programs`` forces the multi-program kernels onto these small matrices."""
+    config = TILE_CONFIGS[Tiles.CUDA]
+    if path == "several-programs":
+        config = dataclasses.replace(config, sn_multi_min=1)
+    with use_tiles(config):
+        assert_chained_training_matches_pytorch(seed_critic, (64, 1, 28, 28), 100, "cuda",
+                                                rtol=1e-4, atol=1e-5)

@@ -1,11 +1,12 @@
 """The kernels wired into training: a short WGAN-GP + SN run gives the same losses and weights
-with the Triton kernels (CPU interpreter) as with the PyTorch ops."""
+with the Triton kernels (CPU interpreter, or compiled on a CUDA machine, where the trainer's
+``--device auto`` picks the GPU) as with the PyTorch ops."""
 
 import json
 
 import pytest
 import torch
-from _gan_kernels_testutils import needs_interpreter
+from _gan_kernels_testutils import needs_triton
 
 from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import Trainer
@@ -21,7 +22,7 @@ def run(tmp_path, kernels):
     return trainer, [r for r in rows if r["kind"] == "train"]
 
 
-@needs_interpreter
+@needs_triton
 def test_wgan_gp_sn_training_triton_matches_torch(tmp_path):
     """Tolerance: losses rel 1e-4; weights atol 1e-5 after 6 critic + 2 generator steps."""
     t_triton, rows_triton = run(tmp_path, "triton")
