@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import os
 import threading
 import warnings
@@ -39,8 +40,9 @@ except Exception:  # pragma: no cover - very old / stripped torch builds
     comptime = None
 
 __all__ = ["IMPLS", "TILES_ENV", "ImplChoiceWarning", "TileConfig", "Tiles", "acc_dtype",
-           "check_triton_device", "eager_direct_ok", "num_warps_for", "prev_power_of_2",
-           "resolve_impl", "tile_config", "tl_dtype", "triton_interpret_enabled", "use_tiles"]
+           "bind_signatures", "cdiv", "check_triton_device", "eager_direct_ok",
+           "next_power_of_2", "num_warps_for", "prev_power_of_2", "resolve_impl", "tile_config",
+           "tl_dtype", "triton_interpret_enabled", "use_tiles"]
 
 IMPLS = ("auto", "triton", "torch")  # every public op's ``impl`` argument
 _VALID = IMPLS
@@ -132,11 +134,16 @@ def acc_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+_TL_DTYPES: dict = {}
+
+
 def tl_dtype(dtype: torch.dtype):
     """The Triton language dtype of an accumulation dtype."""
-    import triton.language as tl
+    if not _TL_DTYPES:
+        import triton.language as tl
 
-    return {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]
+        _TL_DTYPES.update({torch.float32: tl.float32, torch.float64: tl.float64})
+    return _TL_DTYPES[dtype]
 
 
 def check_triton_device(t: torch.Tensor, what: str) -> None:
@@ -268,6 +275,17 @@ def prev_power_of_2(n: int) -> int:
     return 1 << (max(int(n), 1).bit_length() - 1)
 
 
+# plain Python (triton's own are constexpr-function wrappers, several times slower per call)
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two >= ``n`` (1 for ``n <= 1``)."""
+    return 1 << (max(int(n), 1) - 1).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive ints."""
+    return -(-a // b)
+
+
 def num_warps_for(tile_elements: int) -> int:
     """Warps for a program whose largest live tile has ``tile_elements`` fp32 values."""
     return 8 if tile_elements >= 4096 else 4
@@ -288,6 +306,15 @@ def _dispatch_modes_active() -> bool:
         return any(torch._C._get_dispatch_mode(k) is not None for k in keys)
     except AttributeError:  # a torch without these hooks: take the registered-op path
         return True
+
+
+def bind_signatures(*functions: type[torch.autograd.Function]) -> None:
+    """Pin each Function's ``forward`` signature (``__signature__``): ``Function.apply``
+    binds its arguments with ``inspect.signature(forward)`` on every call when the Function
+    has a ``setup_context``, and rebuilding that signature each time is a measurable part of
+    the eager host cost of a small op."""
+    for fn in functions:
+        fn.forward.__signature__ = inspect.signature(fn.forward)
 
 
 def eager_direct_ok(*tensors: torch.Tensor) -> bool:

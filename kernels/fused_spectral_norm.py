@@ -65,8 +65,11 @@ from ._launch import (
     IMPLS,
     TileConfig,
     acc_dtype,
+    bind_signatures,
+    cdiv,
     check_triton_device,
     eager_direct_ok,
+    next_power_of_2,
     num_warps_for,
     prev_power_of_2,
     resolve_impl,
@@ -574,38 +577,34 @@ def _matrix_layout(weight: Tensor, dim: int) -> tuple[int, int, int, bool]:
     return h, inner * outer, inner, outer > 1
 
 
-def _np2(n: int) -> int:
-    return triton.next_power_of_2(max(int(n), 1))
-
-
 def _uses_several_programs(h: int, k: int, cfg: TileConfig) -> bool:
     return h * k >= cfg.sn_multi_min
 
 
 def _blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int, int]:
     """(BLOCK_H, BLOCK_K, BLOCK_V) of the one-program kernels."""
-    bh = min(_np2(h), cfg.sn_block_h)
-    bk = min(_np2(k), max(1, cfg.sn_tile // bh))
-    return bh, bk, min(_np2(max(h, k)), cfg.sn_block_v)
+    bh = min(next_power_of_2(h), cfg.sn_block_h)
+    bk = min(next_power_of_2(k), max(1, cfg.sn_tile // bh))
+    return bh, bk, min(next_power_of_2(max(h, k)), cfg.sn_block_v)
 
 
 def _row_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
     """(rows per program, BLOCK_K) of the row kernels: about ``sn_programs`` programs."""
-    bh = min(cfg.sn_block_h, prev_power_of_2(triton.cdiv(h, cfg.sn_programs)), _np2(h))
-    return bh, min(_np2(k), max(1, cfg.sn_tile // bh))
+    bh = min(cfg.sn_block_h, prev_power_of_2(cdiv(h, cfg.sn_programs)), next_power_of_2(h))
+    return bh, min(next_power_of_2(k), max(1, cfg.sn_tile // bh))
 
 
 def _col_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
     """(BLOCK_H, columns per program) of the column kernel."""
-    per = prev_power_of_2(triton.cdiv(k, cfg.sn_programs))
-    bk = min(cfg.sn_max_cols, max(cfg.sn_min_cols, per), _np2(k))
-    return min(_np2(h), max(1, cfg.sn_tile // bk)), bk
+    per = prev_power_of_2(cdiv(k, cfg.sn_programs))
+    bk = min(cfg.sn_max_cols, max(cfg.sn_min_cols, per), next_power_of_2(k))
+    return min(next_power_of_2(h), max(1, cfg.sn_tile // bk)), bk
 
 
 def _tile_blocks(h: int, k: int, cfg: TileConfig) -> tuple[int, int]:
     """(BLOCK_H, BLOCK_K) of the elementwise kernels (one tile per program)."""
-    bh = min(_np2(h), cfg.sn_ew_rows)
-    return bh, min(_np2(k), max(1, cfg.sn_tile // bh))
+    bh = min(next_power_of_2(h), cfg.sn_ew_rows)
+    return bh, min(next_power_of_2(k), max(1, cfg.sn_tile // bh))
 
 
 def spectral_norm_forward(
@@ -690,18 +689,18 @@ def _forward_several(w, out, u, v, u_used, v_used, sigma, layout, n_iters, eps, 
     rbh, rbk = _row_blocks(h, k, cfg)
     cbh, cbk = _col_blocks(h, k, cfg)
     tbh, tbk = _tile_blocks(h, k, cfg)
-    n_rows, n_cols = triton.cdiv(h, rbh), triton.cdiv(k, cbk)
+    n_rows, n_cols = cdiv(h, rbh), cdiv(k, cbk)
     ws = torch.empty(h + k + n_rows + n_cols, device=w.device, dtype=acc)
     y, z = ws[:h], ws[h : h + k]
     y_part, z_part = ws[h + k : h + k + n_rows], ws[h + k + n_rows :]
-    bv = min(_np2(max(h, k)), cfg.sn_block_v)
-    bp = min(_np2(max(n_rows, n_cols)), cfg.sn_block_p)
+    bv = min(next_power_of_2(max(h, k)), cfg.sn_block_v)
+    bp = min(next_power_of_2(max(n_rows, n_cols)), cfg.sn_block_p)
     common = dict(PERMUTED=permuted, BLOCK_P=bp, BLOCK_V=bv, ACC=tl_dtype(acc))
     rows_kw = dict(BLOCK_H=rbh, BLOCK_K=rbk, NUM_STAGES=cfg.num_stages,
                    num_warps=num_warps_for(rbh * rbk), **common)
     cols_kw = dict(BLOCK_H=cbh, BLOCK_K=cbk, NUM_STAGES=cfg.num_stages,
                    num_warps=num_warps_for(cbh * cbk), **common)
-    tile_grid = (triton.cdiv(h, tbh), triton.cdiv(k, tbk))
+    tile_grid = (cdiv(h, tbh), cdiv(k, tbk))
     tile_kw = dict(BLOCK_H=tbh, BLOCK_K=tbk, num_warps=num_warps_for(tbh * tbk), **common)
     if not training:
         # sigma = u . W v: the row launch's partials are u[rows] . y[rows]
@@ -751,15 +750,15 @@ def spectral_norm_backward(
                              num_warps=num_warps_for(bh * bk))
         return dw
     rbh, rbk = _row_blocks(h, k, cfg)
-    n_rows = triton.cdiv(h, rbh)
+    n_rows = cdiv(h, rbh)
     part = torch.empty(n_rows, device=w.device, dtype=acc)
     _sn_bwd_rows_kernel[(n_rows,)](g, w, part, h, k, inner, PERMUTED=permuted, BLOCK_H=rbh,
                                    BLOCK_K=rbk, NUM_STAGES=cfg.num_stages, ACC=tl_dtype(acc),
                                    num_warps=num_warps_for(rbh * rbk))
     tbh, tbk = _tile_blocks(h, k, cfg)
-    _sn_bwd_tile_kernel[(triton.cdiv(h, tbh), triton.cdiv(k, tbk))](
+    _sn_bwd_tile_kernel[(cdiv(h, tbh), cdiv(k, tbk))](
         g, u, v, sigma, part, dw, h, k, inner, n_rows, PERMUTED=permuted, BLOCK_H=tbh,
-        BLOCK_K=tbk, BLOCK_P=min(_np2(n_rows), cfg.sn_block_p), ACC=tl_dtype(acc),
+        BLOCK_K=tbk, BLOCK_P=min(next_power_of_2(n_rows), cfg.sn_block_p), ACC=tl_dtype(acc),
         num_warps=num_warps_for(tbh * tbk))
     return dw
 
@@ -908,6 +907,8 @@ class _SpectralNormBackwardFunction(torch.autograd.Function):
     def backward(ctx, r):
         return _sn_bwd_backward(ctx, r)
 
+
+bind_signatures(_SpectralNormFunction, _SpectralNormBackwardFunction)
 
 # --------------------------------------------------------------------------------------------
 # Reference (pure PyTorch, numerically torch.nn.utils.parametrizations.spectral_norm)

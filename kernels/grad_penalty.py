@@ -48,8 +48,11 @@ from torch import Tensor
 from ._launch import (
     TileConfig,
     acc_dtype,
+    bind_signatures,
+    cdiv,
     check_triton_device,
     eager_direct_ok,
+    next_power_of_2,
     num_warps_for,
     resolve_impl,
     tile_config,
@@ -220,17 +223,13 @@ def _as_rows(g: Tensor) -> Tensor:
     return g2
 
 
-def _np2(n: int) -> int:
-    return triton.next_power_of_2(max(int(n), 1))
-
-
 def _fwd_config(b: int, n: int, cfg: TileConfig) -> tuple[int, int, bool]:
     """(ROWS, BLOCK_N, single program?) of the forward kernel."""
-    block_n = min(_np2(n), cfg.gp_block_n)
+    block_n = min(next_power_of_2(n), cfg.gp_block_n)
     single = b * n <= cfg.gp_single_max
     tile = cfg.gp_single_tile if single else cfg.gp_tile
-    rows = min(_np2(b), max(1, tile // block_n))
-    return rows, block_n, single or triton.cdiv(b, rows) == 1
+    rows = min(next_power_of_2(b), max(1, tile // block_n))
+    return rows, block_n, single or cdiv(b, rows) == 1
 
 
 def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
@@ -256,7 +255,7 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
         return loss, norms
     cfg = tile_config(g.device)
     rows, block_n, single = _fwd_config(b, n, cfg)
-    n_prog = 1 if single else triton.cdiv(b, rows)
+    n_prog = 1 if single else cdiv(b, rows)
     if single:
         partial = ticket = norms  # unused
     else:
@@ -273,7 +272,7 @@ def gp_norm_penalty_forward(g: Tensor) -> tuple[Tensor, Tensor]:
         g2.stride(0),
         ROWS=rows,
         BLOCK_N=block_n,
-        BLOCK_P=min(_np2(n_prog), cfg.gp_block_p),
+        BLOCK_P=min(next_power_of_2(n_prog), cfg.gp_block_p),
         FULL_ROW=n <= block_n,
         SINGLE=single,
         NUM_STAGES=cfg.num_stages,
@@ -305,9 +304,9 @@ def gp_norm_penalty_backward(
     if b == 0 or n == 0:
         return dg.reshape(g.shape)
     cfg = tile_config(g.device)
-    block_n = min(_np2(n), cfg.gp_bwd_block_n)
-    rows = min(_np2(b), max(1, cfg.gp_bwd_tile // block_n))
-    grid = (triton.cdiv(b, rows), triton.cdiv(n, block_n))
+    block_n = min(next_power_of_2(n), cfg.gp_bwd_block_n)
+    rows = min(next_power_of_2(b), max(1, cfg.gp_bwd_tile // block_n))
+    grid = (cdiv(b, rows), cdiv(n, block_n))
     has_gn = grad_norms is not None
     gn = grad_norms.contiguous() if has_gn else norms
     _gp_bwd_kernel[grid](
@@ -458,6 +457,8 @@ class _GPNormPenaltyBackwardFunction(torch.autograd.Function):
     def backward(ctx, r):
         return _gp_bwd_backward(ctx, r)
 
+
+bind_signatures(_GPNormPenaltyFunction, _GPNormPenaltyBackwardFunction)
 
 # --------------------------------------------------------------------------------------------
 # Reference and public op
