@@ -172,7 +172,8 @@ class Trainer:
         for ph in self.phases:
             fn = ph.loss
             if self.cfg.compile:
-                fn = torch.compile(fn, mode=self.cfg.compile_mode, fullgraph=True)
+                fn = torch.compile(fn, fullgraph=True, options=compile_options(
+                    self.cfg.compile_mode, self.device))
             fns[ph.name] = fn
         return fns
 
@@ -507,6 +508,22 @@ class Trainer:
         self.epoch_sums = EpochSums({k: v.to(torch.float64) for k, v in sums.items()},
                                     dict(st["epoch_counts"]))
         self.pos = Position(**meta["position"])
+
+
+def compile_options(mode: str, device: torch.device) -> dict:
+    """Inductor options for ``--compile-mode`` on ``device``.
+
+    On CPU, Inductor's layout optimisation (channels-last buffers around convolutions) makes
+    the fused BatchNorm / ReLU kernels between an FC layer and a transposed convolution read
+    across the batch with a large stride: BEGAN's D step took 634 ms compiled vs 279 ms eager
+    with it, 217 ms without it (1 thread); WGAN-GP 311 -> 234 ms, DCGAN 285 -> 237 ms.
+    """
+    import torch._inductor
+
+    options = dict(torch._inductor.list_mode_options(mode))
+    if device.type == "cpu":
+        options["layout_optimization"] = False
+    return options
 
 
 def check_amp(amp: str, device: torch.device) -> None:
