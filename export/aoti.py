@@ -22,6 +22,7 @@ import copy
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -182,6 +183,9 @@ class Pt2Generator(ServedGenerator):
             raise ModelFileError(f".pt2 package {self.path} does not exist; export one with "
                                  "`python -m gan_accel.export --format pt2 --checkpoint RUN_DIR "
                                  "--out FILE.pt2`")
+        if not zipfile.is_zipfile(self.path):  # before torch, which logs its own warnings
+            raise ModelFileError(f"{self.path} is not a loadable AOTInductor package (not a "
+                                 ".pt2 zip archive)")
         try:
             self.compiled = torch._inductor.aoti_load_package(str(self.path))
         except Exception as exc:

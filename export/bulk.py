@@ -252,7 +252,14 @@ class _Writer:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (MB)."""
+    """This process's peak resident set size so far (MB): Linux's VmHWM, which starts afresh
+    at exec (``ru_maxrss`` keeps the peak of the parent a subprocess was forked from)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
