@@ -9,6 +9,7 @@ Examples::
     python -m bench --profile                     # trace of compiled training steps
     python -m bench report bench/results/A.json [B.json]   # redraw / compare
     python -m bench quality [its own options]     # sample quality (bench/quality.py)
+    python -m bench gpu --out DIR                 # the prepared GPU check (bench/gpu_check.py)
 
 Every run writes ``<date>-<device>-<suite>.json`` (``-quick`` appended for --quick runs), a
 markdown table and a PNG plot under ``--out-dir`` (default ``bench/results/``).
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(argv[1:])
     if argv and argv[0] == "quality":
         return run_quality(argv[1:])
+    if argv and argv[0] == "gpu":
+        from .gpu_check import main as gpu_main
+
+        return gpu_main(argv[1:])
     args = build_parser().parse_args(argv)
     import torch
 
