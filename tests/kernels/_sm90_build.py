@@ -89,7 +89,7 @@ def _run_cases(sn, gp, quick: bool) -> None:
             gp.gp_norm_penalty_backward(g, norms, torch.tensor(1.0, dtype=dtype), gn)
 
 
-def record_launches(quick: bool = False) -> list[dict]:
+def record_launches(quick: bool = False, tiles: str = "cuda") -> list[dict]:
     """Every distinct launch (kernel, signature, constexprs, warps) of the cases above."""
     from gan_accel.kernels import _launch
     from gan_accel.kernels import fused_spectral_norm as sn
@@ -106,7 +106,7 @@ def record_launches(quick: bool = False) -> list[dict]:
                 originals.append((module, name, obj))
                 setattr(module, name, _Recorder(obj, log))
     try:
-        with _launch.use_tiles("cuda"):
+        with _launch.use_tiles(tiles):
             _run_cases(sn, gp, quick)
     finally:
         for module, name, obj in originals:
@@ -166,11 +166,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per launch")
     parser.add_argument("--jobs", type=int, default=2, help="parallel builds (default: 2)")
     parser.add_argument("--quick", action="store_true", help="each kernel once (the CI test)")
+    parser.add_argument("--tiles", default="cuda", choices=("cuda", "tiny"),
+                        help="the tile configuration whose launches are built (default: cuda; "
+                             "tiny: what the forced-tile tests compile on a GPU)")
     args = parser.parse_args(argv)
     if not PTXAS.is_file():
         print(f"no ptxas in this triton ({PTXAS})", file=sys.stderr)
         return 2
-    launches = record_launches(args.quick)
+    launches = record_launches(args.quick, args.tiles)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         rows = list(pool.map(build, launches))
     for r in rows:
