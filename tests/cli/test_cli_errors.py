@@ -107,7 +107,7 @@ SAMPLE_CASES = [
     (["--checkpoint", "{run}", "--best"], "no best checkpoint"),
     (["--checkpoint", "{tmp}/not-a-checkpoint.json"], "not a gan-accel checkpoint"),
     (["--checkpoint", "{tmp}/weights.txt"], "is not a checkpoint"),
-    ([], "one of the arguments --checkpoint --onnx is required"),
+    ([], "one of the arguments --checkpoint --onnx --pt2 is required"),
 ]
 
 
