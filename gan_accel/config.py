@@ -69,6 +69,13 @@ class TrainConfig:
     info_lr: float = _opt(1e-4, "InfoGAN info-loss learning rate (G + D)", min=0.0,
                           exclusive=True)
     info_cont_weight: float = _opt(0.1, "InfoGAN continuous-code loss weight", min=0.0)
+    info_cat_weight: float = _opt(1.0, "InfoGAN categorical-code loss weight", min=0.0)
+    info_phase: str = _opt("third", "InfoGAN: the info loss in a third phase with its own Adam "
+                           "over G + D (the seed), or joint: added to the G and D losses (the "
+                           "InfoGAN paper)", choices=("third", "joint"))
+    info_head: str = _opt("conv", "InfoGAN Q head: the seed's 4x4 conv heads on D's trunk, or "
+                          "fc: the paper's FC(128) + BN + LeakyReLU layer before them",
+                          choices=("conv", "fc"))
     supervised_code: bool = _opt(False, "InfoGAN: real labels train the categorical head")
     thickness_guidance: bool = _opt(False, "InfoGAN: tie cc[0] to stroke thickness")
     began_gamma: float = _opt(0.5, "BEGAN diversity ratio gamma", min=0.0, max=1.0)

@@ -45,15 +45,24 @@ class InfoGANDiscriminator(nn.Module):
     """``D(x) -> logit [B]``; :meth:`heads` gives D and Q outputs from one trunk pass."""
 
     def __init__(self, ndf: int = 16, batch_norm: bool = True, sn: Wrap | None = None,
-                 cat_dim: int = 10, cont_dim: int = 2, logvar_head: bool = False):
+                 cat_dim: int = 10, cont_dim: int = 2, logvar_head: bool = False,
+                 q_hidden: int = 0):
         super().__init__()
         sn = sn or _identity
         c = ndf * 8
         self.trunk = dcgan_trunk(ndf, batch_norm, sn)  # [B, 128, 4, 4]
         self.head = sn(nn.Conv2d(c, 1, 4, 1, 0, bias=False))  # D: as in DCGAN, no bias
-        self.q_cat = sn(nn.Conv2d(c, cat_dim, 4, 1, 0))  # Q heads: with bias (seed counts)
-        self.q_mu = sn(nn.Conv2d(c, cont_dim, 4, 1, 0))
-        self.q_logvar = sn(nn.Conv2d(c, cont_dim, 4, 1, 0)) if logvar_head else None
+        self.q_body = None
+        if q_hidden:  # the InfoGAN paper's Q: FC + BN + LeakyReLU on D's features, then heads
+            self.q_body = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, q_hidden, bias=False),
+                                        nn.BatchNorm1d(q_hidden), nn.LeakyReLU(0.2),
+                                        nn.Unflatten(1, (q_hidden, 1, 1)))
+            c, k = q_hidden, 1
+        else:
+            k = 4
+        self.q_cat = sn(nn.Conv2d(c, cat_dim, k, 1, 0))  # Q heads: with bias (seed counts)
+        self.q_mu = sn(nn.Conv2d(c, cont_dim, k, 1, 0))
+        self.q_logvar = sn(nn.Conv2d(c, cont_dim, k, 1, 0)) if logvar_head else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x).flatten(1)
@@ -63,6 +72,7 @@ class InfoGANDiscriminator(nn.Module):
 
     def heads(self, x: torch.Tensor) -> InfoHeads:
         h = self.trunk(x)
-        logvar = self.q_logvar(h).flatten(1) if self.q_logvar is not None else None
-        return InfoHeads(self.head(h).flatten(), self.q_cat(h).flatten(1),
-                         self.q_mu(h).flatten(1), logvar)
+        q = self.q_body(h) if self.q_body is not None else h
+        logvar = self.q_logvar(q).flatten(1) if self.q_logvar is not None else None
+        return InfoHeads(self.head(h).flatten(), self.q_cat(q).flatten(1),
+                         self.q_mu(q).flatten(1), logvar)

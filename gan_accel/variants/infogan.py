@@ -58,7 +58,8 @@ class InfoGAN(Variant):
             raise UserError("infogan's D heads are convolutions and take no minibatch-"
                             "discrimination layer; drop --minibatch-disc")
         return InfoGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn, self.cat_dim,
-                                    self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll")
+                                    self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll",
+                                    q_hidden=128 if self.cfg.info_head == "fc" else 0)
 
     # -- the info phase --------------------------------------------------------------------
     def cont_loss(self, mu: torch.Tensor, logvar: torch.Tensor | None,
@@ -68,17 +69,28 @@ class InfoGAN(Variant):
             return F.mse_loss(mu, target)
         return 0.5 * (logvar + (target - mu).square() * torch.exp(-logvar)).mean()
 
-    def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+    def info_terms(self, q, b: Batch) -> tuple[torch.Tensor, Logs]:
+        """The mutual-information surrogate for Q's outputs ``q`` on fakes of ``b.latent``."""
         codes = b.latent["codes"]
         cat, cont = codes[:, :self.cat_dim], codes[:, self.cat_dim:]  # one-hot [B, 10], [B, 2]
-        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
         cat_loss = F.cross_entropy(q.cat_logits, cat)  # one-hot probabilities as targets
         cont_loss = self.cont_loss(q.cont_mu, q.cont_logvar, cont)
         w = self.cfg.info_cont_weight
-        loss = cat_loss + w * cont_loss
+        loss = self.cfg.info_cat_weight * cat_loss + w * cont_loss
         acc = (q.cat_logits.argmax(1) == cat.argmax(1)).float().mean()
         logs = {"loss_info": loss.detach(), "info_cat": cat_loss.detach(),
                 "info_cont": cont_loss.detach(), "info_cat_acc": acc.detach()}
+        return loss, logs
+
+    def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        """The seed's third phase: the information terms on fresh fakes, for G + D."""
+        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
+        loss, logs = self.info_terms(q, b)
+        return self.real_code_terms(loss, logs, b)
+
+    def real_code_terms(self, loss: torch.Tensor, logs: Logs, b: Batch):
+        """``--supervised-code`` / ``--thickness-guidance``: Q's terms on real images."""
+        w = self.cfg.info_cont_weight
         if self.cfg.supervised_code or self.cfg.thickness_guidance:
             qr = self.D.heads(self.seen(b.real, b, 1))
             if self.cfg.supervised_code:
@@ -93,10 +105,40 @@ class InfoGAN(Variant):
                 logs["info_thick"] = thick.detach()
         return loss, logs
 
+    # -- the paper's set-up: the information term in the D and G losses ------------------
+    def joint_d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        """min over D and Q of the adversarial D loss - I(c; G(z, c)) (its surrogate)."""
+        with torch.no_grad():
+            fake = self.generate(b.latent)
+        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
+        q = self.D.heads(self.seen(fake, b, 1))
+        adv = self.adversarial_d(real_logit, q.logit)
+        info, logs = self.info_terms(q, b)
+        loss, logs = self.real_code_terms(adv + info, logs, b)
+        return loss, {**logs, "loss_d": loss.detach(), "d_real": real_logit.detach().mean(),
+                      "d_fake": q.logit.detach().mean()}
+
+    def joint_g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
+        """min over G of the adversarial G loss - I(c; G(z, c))."""
+        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
+        info, logs = self.info_terms(q, b)
+        loss = self.adversarial_g(q.logit) + info
+        return loss, {"loss_g": loss.detach(), "info_g": info.detach()}
+
     def phases(self) -> list[Phase]:
-        """D, G, then the info phase over G + D (the seed's third Adam)."""
+        """D, G, then the info phase over G + D (the seed's third Adam); with
+        ``--info-phase joint`` only D and G, each with the information term."""
+        cfg = self.cfg
+        if cfg.info_phase == "joint":
+            if cfg.feature_matching or cfg.historical_averaging:
+                raise UserError("--info-phase joint computes InfoGAN's own D and G losses; "
+                                "drop --feature-matching / --historical-averaging")
+            return [Phase("D", self.joint_d_loss, list(self.D.parameters()), cfg.lr_d, 1,
+                          self.after_d),
+                    Phase("G", self.joint_g_loss, list(self.G.parameters()), cfg.lr_g,
+                          cfg.n_critic, self.after_g)]
         params = list(self.G.parameters()) + list(self.D.parameters())
-        return [*super().phases(), Phase("info", self.info_loss, params, self.cfg.info_lr)]
+        return [*super().phases(), Phase("info", self.info_loss, params, cfg.info_lr)]
 
 
 VARIANT = InfoGAN

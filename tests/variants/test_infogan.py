@@ -136,3 +136,48 @@ def test_thickness_guidance_teaches_q_cont0_the_real_thickness():
     torch.testing.assert_close(logs["info_thick"], expected)
     torch.testing.assert_close(loss_guided - loss_plain, 0.1 * expected)
 
+
+
+def _grads(module):
+    return {n: p.grad for n, p in module.named_parameters()}
+
+
+def test_joint_phase_puts_the_information_term_into_the_d_and_g_losses():
+    """The InfoGAN paper: no third optimizer; Q (with D's trunk) learns in the D phase, G
+    gets the information term in its own phase."""
+    v = make(info_phase="joint")
+    assert [ph.name for ph in v.phases()] == ["D", "G"]
+    b = batch(v)
+    d_loss, logs = v.joint_d_loss(b)
+    d_loss.backward()
+    assert v.D.q_cat.bias.grad.abs().sum() > 0  # Q learns with D
+    assert all(g is None for g in _grads(v.G).values())  # fakes are fixed in the D phase
+    assert "info_cat" in logs and "loss_d" in logs
+    v.zero_grad(set_to_none=True)
+    base = make(info_phase="joint", info_cat_weight=0.0, info_cont_weight=0.0)
+    base.load_state_dict(v.state_dict())
+    g_loss, _ = v.joint_g_loss(b)
+    g_plain, _ = base.joint_g_loss(b)
+    assert float(g_loss) > float(g_plain)  # the information term is in G's loss
+    g_loss.backward()
+    assert all(g is not None for g in _grads(v.G).values())
+
+
+def test_categorical_weight_scales_the_categorical_term():
+    v1, v3 = make(), make(info_cat_weight=3.0)
+    v3.load_state_dict(v1.state_dict())
+    b = batch(v1)
+    q = v1.D.heads(v1.generate(b.latent))
+    l1, logs1 = v1.info_terms(q, b)
+    l3, _ = v3.info_terms(q, b)
+    cont = float(l1) - float(logs1["info_cat"])
+    torch.testing.assert_close(float(l3), 3 * float(logs1["info_cat"]) + cont)
+
+
+def test_fc_q_head_is_the_papers_layer_before_the_heads():
+    v = make(info_head="fc")
+    assert isinstance(v.D.q_body[1], torch.nn.Linear) and v.D.q_body[1].out_features == 128
+    assert isinstance(v.D.q_body[2], torch.nn.BatchNorm1d)
+    q = v.D.heads(batch(v).real)
+    assert q.cat_logits.shape == (16, 10) and q.cont_mu.shape == (16, 2)
+    assert count_params(make().D) == 166_796  # the default stays the seed's head
