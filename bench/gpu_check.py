@@ -9,7 +9,8 @@ own timeout, so that one failing or hanging step costs only its own time:
 env         nvidia-smi, versions, device properties, source fingerprint (``env.json``)
 smoke       every kernel path once, compiled, against the PyTorch references (``smoke.json``)
 pytest      ``pytest tests/kernels`` compiled on CUDA (``pytest-kernels.xml``)
-kernels     ``python -m gan_accel.bench kernels --device cuda --no-sweep`` (``bench/``)
+kernels     ``python -m gan_accel.bench kernels --device cuda --no-sweep`` (``bench/``; its
+            rows also in ``kernels-rows.jsonl`` as they are measured)
 train       ``python -m gan_accel.bench train --device cuda ...`` (``bench/``)
 inference   ``python -m gan_accel.bench inference --device cuda ...`` (``bench/``)
 ==========  ===============================================================================
@@ -44,6 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUDGET_S = 360  # the whole check, all steps together
 MIN_STEP_S = 5  # a step that would get less than this is skipped, not started
+DEFAULT_KERNELS_ARGS = "--no-sweep"
 DEFAULT_TRAIN_ARGS = "--models dcgan --train-batch 64"
 DEFAULT_INFERENCE_ARGS = ("--model dcgan --batches 1,64,4096 "
                           "--inference-backends eager,compiled,compiled-ro")
@@ -78,15 +80,17 @@ def default_steps() -> list[Step]:
              lambda a, out: _module("gan_accel.bench.gpu_check", "env", str(out))),
         Step("smoke", "each kernel path once, compiled, vs the PyTorch references", 40,
              lambda a, out: _module("gan_accel.bench.gpu_check", "smoke", str(out))),
-        Step("pytest", "pytest tests/kernels, compiled on CUDA", 100, _pytest_command),
-        Step("kernels", "kernel bench on the seed shapes", 85,
+        Step("pytest", "pytest tests/kernels, compiled on CUDA", 110, _pytest_command),
+        Step("kernels", "kernel bench on the seed shapes", 90,
              lambda a, out: _module("gan_accel.bench", "kernels", "--device", "cuda",
-                                    "--no-sweep", "--out-dir", str(out / "bench"))),
-        Step("train", "train-step bench", 85,
+                                    "--out-dir", str(out / "bench"), "--progress",
+                                    str(out / "kernels-rows.jsonl"),
+                                    *shlex.split(a.kernels_args))),
+        Step("train", "train-step bench", 75,
              lambda a, out: _module("gan_accel.bench", "train", "--device", "cuda",
                                     "--out-dir", str(out / "bench"),
                                     *shlex.split(a.train_args))),
-        Step("inference", "inference bench", 35,
+        Step("inference", "inference bench", 30,
              lambda a, out: _module("gan_accel.bench", "inference", "--device", "cuda",
                                     "--out-dir", str(out / "bench"),
                                     *shlex.split(a.inference_args))),
@@ -122,6 +126,9 @@ def build_parser(steps: list[Step]):
     parser.add_argument("--pytest-workers", type=int, default=min(8, os.cpu_count() or 1),
                         metavar="N", help="pytest-xdist workers for the pytest step, when "
                                           "pytest-xdist is installed (default: min(8, cores))")
+    parser.add_argument("--kernels-args", default=DEFAULT_KERNELS_ARGS, metavar="ARGS",
+                        help=f"extra arguments of the kernel bench (default: "
+                             f"{DEFAULT_KERNELS_ARGS!r}; e.g. add --kernel-impls to trim it)")
     parser.add_argument("--train-args", default=DEFAULT_TRAIN_ARGS, metavar="ARGS",
                         help=f"extra arguments of the train bench (default: "
                              f"{DEFAULT_TRAIN_ARGS!r})")

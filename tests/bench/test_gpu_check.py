@@ -30,7 +30,9 @@ def test_dry_run_plans_every_step_in_order_within_the_budget(capsys, tmp_path):
     assert names == ["env", "smoke", "pytest", "kernels", "train", "inference"]
     text = "\n".join(lines)
     assert "tests/kernels" in text and "--junitxml" in text
-    assert "kernels --device cuda --no-sweep" in text
+    kernels = next(ln for ln in lines if ln.startswith("04-kernels"))
+    assert "kernels --device cuda" in kernels and kernels.endswith("--no-sweep")
+    assert "--progress" in kernels and "kernels-rows.jsonl" in kernels
     assert "train --device cuda" in text and "--models dcgan" in text
     assert "inference --device cuda" in text
     assert not (tmp_path / "o").exists(), "a dry run writes nothing"
