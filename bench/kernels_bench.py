@@ -17,7 +17,8 @@ Cases (op, shape, impl, pass):
   ``kernels.torch_gp_norm_penalty``, the baseline), ``torch-compiled`` and ``triton``.
 * ``dispatch``: host time of one spectral-norm / penalty fwd+bwd with the Triton launches
   replaced by no-ops: the registered ``torch.ops.gan_accel`` path against the direct eager
-  path. Needs no GPU and no interpreter; it is the host cost around the kernels.
+  path, measured in alternating blocks. Needs no GPU and no interpreter: it is the host cost
+  around the kernels.
 
 Every forward runs with grad enabled on inputs that require grad, as in training.
 
@@ -50,7 +51,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .common import Context, Result, add_speedups, peak_bandwidth_gbps, time_fn, timed_once
+from .common import (
+    Context,
+    Result,
+    add_speedups,
+    peak_bandwidth_gbps,
+    sync,
+    time_fn,
+    timed_once,
+)
 
 SN_SEED = [(32, 16), (64, 128), (128, 1024), (1, 2048), (10, 2048)]
 SN_SWEEP = [(256, 2304), (512, 4608), (1024, 9216), (4096, 4096)]
@@ -161,6 +170,7 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                         if interp else "their rows are marked 'needs CUDA' (pass "
                         "--allow-interpreter for a smoke run)"))
     rows: list[dict] = []
+    dispatch: dict[str, dict] = {}  # both dispatch paths of a shape are measured together
     for op, shape, impl, pas in cases:
         shape_s = shape if isinstance(shape, str) else f"{shape[0]}x{shape[1]}"
         row = {"op": op, "shape": shape_s, "impl": impl, "pass": pas,
@@ -169,7 +179,12 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
             row["status"] = "needs CUDA"
         else:
             try:
-                row.update(_measure(op, shape, impl, pas, ctx))
+                if op == "dispatch":
+                    if shape not in dispatch:
+                        dispatch[shape] = _measure_dispatch(shape, ctx)
+                    row.update(dispatch[shape][impl])
+                else:
+                    row.update(_measure(op, shape, impl, pas, ctx))
                 if interp and impl.startswith("triton"):
                     row["status"] = "interpreter (timing meaningless)"
             except Exception as exc:  # noqa: BLE001 - one failing case is a row
@@ -309,6 +324,38 @@ def _measure(op: str, shape, impl: str, pas: str, ctx: Context) -> dict:
     if "compiled" in impl:
         row["compile_s"] = round(first, 3)
     return row
+
+
+def _measure_dispatch(shape: str, ctx: Context) -> dict[str, dict]:
+    """Both dispatch paths of ``shape``, in alternating blocks of back-to-back calls, so that
+    a change of machine load hits both alike; quantiles over the blocks of each."""
+    rounds = max(7, ctx.budget.min_samples)
+    with _dispatch_case(shape, DISPATCH_IMPLS[0], "fwd+bwd", ctx.device) as fn:
+        for _ in range(20):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            fn()
+        estimate = max((time.perf_counter() - t0) / 20, 1e-7)
+    n = max(20, int(ctx.budget.min_run_time / (2 * rounds) / estimate))
+    times: dict[str, list[float]] = {impl: [] for impl in DISPATCH_IMPLS}
+    for _ in range(rounds):
+        for impl in DISPATCH_IMPLS:
+            with _dispatch_case(shape, impl, "fwd+bwd", ctx.device) as fn:
+                fn()
+                sync(ctx.device)
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                sync(ctx.device)
+                times[impl].append((time.perf_counter() - t0) / n * 1e3)
+    out = {}
+    for impl, ms in times.items():
+        q = statistics.quantiles(ms, n=10, method="inclusive")
+        out[impl] = {"p20_ms": q[1], "p50_ms": statistics.median(ms), "p80_ms": q[7],
+                     "samples": rounds, "status": "ok",
+                     "timer": f"host: {rounds} rounds x {n} calls, the two paths alternating"}
+    return out
 
 
 # -- cases: each a context manager yielding a zero-argument call ------------------------------
