@@ -110,10 +110,15 @@ def latents(spec: LatentSpec, seed: int, start: int, stop: int,
 
 
 def to_uint8(images: np.ndarray, output_range: str) -> np.ndarray:
-    """Float images [B, 1, 28, 28] in ``output_range`` -> uint8 [B, 28, 28] (as PNG grids
-    quantise them: ``floor(255 x + 0.5)`` of the [0, 1] pixels)."""
-    unit = OutputRange(output_range).to_unit(images[:, 0])
-    return np.floor(unit * 255.0 + 0.5).astype(np.uint8)
+    """Float images [B, 1, 28, 28] in ``output_range`` -> uint8 [B, 28, 28]: ``floor(255 u +
+    0.5)`` of the [0, 1] pixels ``u`` (as PNG grids quantise them), in three float32 passes
+    (the truncating cast is the floor: the values are clipped to [0, 255] first)."""
+    lo, hi = OutputRange(output_range).bounds
+    scale = np.float32(255.0 / (hi - lo))
+    buf = np.multiply(images[:, 0], scale, dtype=np.float32)
+    buf += np.float32(0.5 - lo * scale)
+    np.clip(buf, 0.0, 255.0, out=buf)
+    return buf.astype(np.uint8)
 
 
 def side_arrays(spec: LatentSpec, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
