@@ -32,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context, out_stem: Path) -> tuple[Result, dict]:
     """Profile; writes ``<out_stem>.trace.json`` and ``<out_stem>.txt``; returns the rows."""
-    from .train_step import make_trainer
+    from .train_step import make_trainer, train_batches
 
     device = ctx.device
     steps = args.profile_steps or (2 if ctx.quick else 5)
-    batch = args.train_batch or (16 if ctx.quick else 64)
+    batch = train_batches(args, ctx.quick)[0]
     mode = "eager" if args.profile_eager else "compiled"
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-prof-") as tmp, \

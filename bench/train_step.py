@@ -6,9 +6,11 @@ phases do not all run every step (WGAN: G once per ``n_critic`` D steps) are tim
 whole cycle of ``lcm(phase.every)`` steps and reported per step, so the numbers include every
 phase in its true proportion.
 
-Modes: ``eager`` (``--kernels torch``), ``compiled`` (``--compile``, PyTorch ops) and
+Modes: ``eager`` (``--kernels torch``), ``compiled`` (``--compile``, PyTorch ops),
 ``compiled+triton`` (``--compile --kernels triton``: the fused spectral-norm / gradient-penalty
-kernels; CUDA only, or the Triton interpreter with ``--allow-interpreter`` for a smoke run).
+kernels; CUDA only, or the Triton interpreter with ``--allow-interpreter`` for a smoke run),
+and on CUDA ``reduce-overhead`` / ``reduce-overhead+triton`` (``--compile-mode
+reduce-overhead``: CUDA graphs). ``--train-batch 64,1024`` times each batch size.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ import torch
 
 from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
-MODES = ("eager", "compiled", "compiled+triton")
+MODES = ("eager", "compiled", "compiled+triton", "reduce-overhead", "reduce-overhead+triton")
+CPU_MODES = ("eager", "compiled", "compiled+triton")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("train suite")
     g.add_argument("--models", default=None, metavar="NAME,...",
                    help="variants to time (default: every variant; --quick: dcgan)")
-    g.add_argument("--train-batch", type=int, default=None, metavar="B",
-                   help="images per training step (default: 64; --quick: 16)")
-    g.add_argument("--modes", default=",".join(MODES), metavar="MODE,...",
-                   help=f"subset of {','.join(MODES)} (default: all; compiled+triton needs "
-                        "CUDA or --allow-interpreter)")
+    g.add_argument("--train-batch", default=None, metavar="B[,B...]",
+                   help="images per training step, one run each (default: 64; --quick: 16)")
+    g.add_argument("--modes", default=None, metavar="MODE,...",
+                   help=f"subset of {','.join(MODES)} (default: all on CUDA, else "
+                        f"{','.join(CPU_MODES)}; +triton needs CUDA or --allow-interpreter, "
+                        "reduce-overhead needs CUDA)")
 
 
 def _models(args, quick: bool) -> list[str]:
@@ -52,9 +56,20 @@ def _models(args, quick: bool) -> list[str]:
     return names
 
 
-def _modes(text: str) -> list[str]:
+def train_batches(args, quick: bool) -> list[int]:
+    """``--train-batch`` as a list of batch sizes."""
+    from .inference import parse_int_list
+
+    if not args.train_batch:
+        return [16 if quick else 64]
+    return parse_int_list(args.train_batch, "--train-batch")
+
+
+def _modes(text: str | None, device: torch.device) -> list[str]:
     from gan_accel.errors import UserError
 
+    if not text:
+        return list(MODES if device.type == "cuda" else CPU_MODES)
     names = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in MODES]
     if bad:
@@ -69,9 +84,11 @@ def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: s
     from gan_accel.config import TrainConfig
     from gan_accel.training.trainer import Trainer
 
-    kernels = "triton" if mode == "compiled+triton" else "torch"
+    kernels = "triton" if mode.endswith("+triton") else "torch"
+    compile_mode = "reduce-overhead" if mode.startswith("reduce-overhead") else "default"
     cfg = TrainConfig.preset(model, batch_size=batch, progress=False, out=out,
-                             device=str(device), compile=mode != "eager", kernels=kernels)
+                             device=str(device), compile=mode != "eager",
+                             compile_mode=compile_mode, kernels=kernels)
     return Trainer(cfg, log=lambda *a: None)
 
 
@@ -82,11 +99,10 @@ def cycle_length(trainer) -> int:
 def run(args: argparse.Namespace, ctx: Context) -> Result:
     device, log = ctx.device, ctx.log
     models = _models(args, ctx.quick)
-    modes = _modes(args.modes)
-    batch = args.train_batch or (16 if ctx.quick else 64)
-    config = {"models": models, "modes": modes, "batch": batch, "device": str(device),
-              "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32",
-              "compile_mode": "default"}
+    modes = _modes(args.modes, device)
+    batches = train_batches(args, ctx.quick)
+    config = {"models": models, "modes": modes, "batches": batches, "device": str(device),
+              "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32"}
     mem_kind = ("torch.cuda.max_memory_allocated over one untimed cycle (every CUDA tensor: "
                 "model, optimizer state, the dataset on the device, activations); step_mem_mb "
                 "= that peak minus what was allocated before the cycle" if device.type == "cuda"
@@ -99,25 +115,26 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
              f"peak_mem_mb: {mem_kind}"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-train-") as tmp:
-        for model in models:
-            for mode in modes:
-                row = {"model": model, "mode": mode, "batch": batch}
-                if mode == "compiled+triton" and device.type != "cuda" \
-                        and not ctx.allow_interpreter:
-                    row["status"] = "needs CUDA (Triton kernels; --allow-interpreter for a " \
-                                    "CPU smoke run)"
-                else:
-                    try:
-                        row.update(_measure(model, mode, batch, f"{tmp}/{model}-{mode}", ctx))
-                    except torch.OutOfMemoryError:
-                        row["status"] = "oom"
-                        torch.cuda.empty_cache()
-                    except Exception as exc:  # noqa: BLE001 - one failing variant is a row
-                        row["status"] = f"error: {type(exc).__name__}: {exc}"[:300]
-                for k in ("p20_ms", "p50_ms", "p80_ms", "samples", "images_per_s"):
-                    row.setdefault(k, None)
-                rows.append(row)
-                log(_line(row))
+        for model, batch, mode in itertools.product(models, batches, modes):
+            row = {"model": model, "mode": mode, "batch": batch}
+            if mode.startswith("reduce-overhead") and device.type != "cuda":
+                row["status"] = "needs CUDA (CUDA graphs)"
+            elif mode.endswith("+triton") and device.type != "cuda" \
+                    and not ctx.allow_interpreter:
+                row["status"] = "needs CUDA (Triton kernels; --allow-interpreter for a " \
+                                "CPU smoke run)"
+            else:
+                try:
+                    row.update(_measure(model, mode, batch, f"{tmp}/{model}-{mode}", ctx))
+                except torch.OutOfMemoryError:
+                    row["status"] = "oom"
+                    torch.cuda.empty_cache()
+                except Exception as exc:  # noqa: BLE001 - one failing variant is a row
+                    row["status"] = f"error: {type(exc).__name__}: {exc}"[:300]
+            for k in ("p20_ms", "p50_ms", "p80_ms", "samples", "images_per_s"):
+                row.setdefault(k, None)
+            rows.append(row)
+            log(_line(row))
     add_speedups(rows, ("model", "batch"), "mode", "eager")
     if device.type != "cuda" and "compiled+triton" in modes and ctx.allow_interpreter:
         notes.append("compiled+triton rows ran under the Triton CPU interpreter: their "
@@ -152,8 +169,22 @@ def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
            "compile_s" if mode != "eager" else "first_cycle_s": round(compile_s, 3),
            "kernels": trainer.ops.name}
     row.update(_peak_memory(trainer, cycle, device))
+    if device.type == "cuda":
+        row["cuda_kernels_per_step"] = round(cuda_kernel_count(cycle) / k, 1)
     row["status"] = "ok"
     return row
+
+
+def cuda_kernel_count(fn) -> int:
+    """CUDA kernels launched by ``fn()``, from the profiler (a CUDA graph replay counts its
+    kernels too)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type.name == "CUDA"
+               and not e.name.startswith(("Memcpy", "Memset")))
 
 
 def _state_bytes(trainer) -> int:

@@ -218,4 +218,5 @@ def test_quality_dispatch_uses_its_own_options(tmp_path, monkeypatch, capsys):
     doc = json.loads(path.read_text())
     assert doc["suite"] == "quality" and doc["rows"] == [{"fid": 12.5, "samples": 7,
                                                           "suite": "quality"}]
-    assert doc["config"]["samples"] == 7 and "fid" in (tmp_path / f"{path.stem}.md").read_text()
+    table = (tmp_path / f"{path.stem}.md").read_text()
+    assert doc["config"]["samples"] == 7 and "| FID |" in table and "| 12.5 |" in table
