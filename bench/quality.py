@@ -228,7 +228,8 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     from gan_accel.training.trainer import Trainer
 
     extra = {"epochs": args.epochs} if args.epochs else {}
-    cfg = TrainConfig.preset(model, max_steps=s["steps"], dataset=args.dataset,
+    steps = s["steps"] or (0 if args.epochs else preset_steps(model, args.dataset))
+    cfg = TrainConfig.preset(model, max_steps=steps, dataset=args.dataset,
                              data_dir=args.data_dir, seed=args.seed, device=args.device,
                              out=str(run_dir), progress=False, log_every=10_000,
                              compile=mode == "compiled", eval_samples=s["eval_n"],
@@ -236,7 +237,7 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     evaluator = evaluator_factory(cfg)
     trainer = Trainer(cfg, log=lambda *_: None, evaluator=evaluator)
     steps_per_epoch = trainer.loader.batches_per_epoch
-    total = s["steps"] or cfg.epochs * steps_per_epoch
+    total = min(steps or cfg.epochs * steps_per_epoch, cfg.epochs * steps_per_epoch)
     cfg.eval_every = args.eval_every or max(1, total // EVALS_PER_RUN)
     t0 = time.perf_counter()
     summary = trainer.fit()
@@ -265,6 +266,19 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
         if mode == "compiled" else None
     row["curve"] = evaluator.evals
     return row, full
+
+
+def preset_steps(model: str, dataset: str) -> int:
+    """The step budget of ``model``'s preset: on the embedded subset its epochs (0: all of
+    them); on a larger dataset the same number of steps as those epochs of the subset, so a
+    variant gets the same budget on every dataset."""
+    from gan_accel.config import TrainConfig
+    from gan_accel.data import embedded_subset
+
+    if dataset == "mnist-5k":
+        return 0
+    cfg = TrainConfig.preset(model)
+    return cfg.epochs * (len(embedded_subset()) // cfg.batch_size)
 
 
 def _sampling_variant(trainer):
@@ -322,7 +336,8 @@ def run(args: argparse.Namespace) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
     _cgan_vs_dcgan(rows)
     budget = f"{s['steps']} steps" if s["steps"] else (
-        f"{args.epochs} epochs" if args.epochs else "each preset's own epochs")
+        f"{args.epochs} epochs" if args.epochs else "each preset's own epochs" if
+        args.dataset == "mnist-5k" else "each preset's steps on the embedded subset")
     notes = [
         f"every variant trained with its preset ({budget}) on {args.dataset}, seed "
         f"{args.seed}, modes {', '.join(modes)}; then {s['eval_n']} generated images (the "
