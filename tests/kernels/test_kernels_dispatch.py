@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from _gan_kernels_testutils import needs_triton
 from gan_accel.kernels import _launch as _dispatch
 from gan_accel.kernels import gp_norm_penalty, resolve_impl, spectral_norm
 from torch import nn
@@ -142,22 +143,21 @@ def test_eager_direct_path_only_for_plain_eager_tensors():
     assert seen == [False], seen
 
 
-def test_registered_op_path_matches_direct_path(monkeypatch):
+@needs_triton
+def test_registered_op_path_matches_direct_path(monkeypatch, dev):
     """The custom-op path (what compile and opcheck run) and the direct path give the same
     bits, and both bump the u/v buffers' versions."""
-    from _gan_kernels_testutils import INTERPRET
     from gan_accel.kernels import fused_spectral_norm as sn
     from gan_accel.kernels import grad_penalty as gp
 
-    if not INTERPRET:
-        pytest.skip("compares two Triton paths on CPU tensors: needs the interpreter")
-    w = torch.randn(7, 13, requires_grad=True)
-    g = torch.randn(6, 5, requires_grad=True)
+    w = torch.randn(7, 13, requires_grad=True, device=dev)
+    g = torch.randn(6, 5, requires_grad=True, device=dev)
     results = {}
     for direct in (True, False):
         monkeypatch.setattr(sn, "eager_direct_ok", lambda *t, _d=direct: _d)
         monkeypatch.setattr(gp, "eager_direct_ok", lambda *t, _d=direct: _d)
-        u, v = torch.ones(7) / 7**0.5, torch.ones(13) / 13**0.5
+        u = torch.ones(7, device=dev) / 7**0.5
+        v = torch.ones(13, device=dev) / 13**0.5
         version = u._version
         out = sn.triton_spectral_norm(w, u, v, 1, 1e-12, 0, True)
         (dw,) = torch.autograd.grad(out, w, torch.ones_like(out))
