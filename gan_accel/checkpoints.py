@@ -1,14 +1,18 @@
 """Checkpoints: safetensors for every tensor, JSON for everything else, written atomically.
 
-A checkpoint ``ckpt-<step>`` is two files in ``RUN_DIR/checkpoints``: ``.safetensors`` (model
-weights, optimizer moments, RNG states) and ``.json`` (config, counters, the SHA-256 of the
-tensor file). Each is written to a temporary name, flushed, fsynced and renamed; the JSON is
-written last, so a checkpoint without its JSON (a kill mid-write) is ignored, and one whose
-checksum does not match is reported as corrupt. Loading never executes code from a file.
+A checkpoint ``ckpt-<step>`` is two files in ``RUN_DIR/checkpoints``: the tensor file
+``ckpt-<step>.<hash>.safetensors`` (model weights, optimizer moments, RNG states; ``<hash>``
+starts its SHA-256) and ``ckpt-<step>.json`` (config, counters, the tensor file's name and
+SHA-256). Each is written to a temporary name, flushed, fsynced and renamed, the folder
+fsynced after each rename; the JSON is written last. So a tensor file without its JSON (a kill
+mid-write) is ignored, and rewriting a checkpoint (the same step, or ``best``) never replaces
+the tensor file its current JSON names: at every moment the JSON and the file it names agree.
+Loading checks the JSON's types and the checksum and never executes code from a file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,11 +24,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import TrainConfig
-from .errors import CheckpointError
-from .variants import Variant, build_variant
+from .config import TrainConfig, field_type
+from .errors import CheckpointError, UserError
+from .variants import VARIANTS, Variant, build_variant
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.json$")
+TENSORS_SUFFIX = ".safetensors"
 FORMAT = "gan-accel-checkpoint/1"
 # Key layout of a checkpoint's tensor file: the variant's state_dict under MODEL (so its G is
 # under MODEL + "G."), the EMA generator's under EMA_G, the rest (optimizers, RNG) elsewhere.
@@ -89,20 +94,35 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _write_temp(folder: Path, stem: str, write) -> Path:
+    """Call ``write(tmp)`` for a new temporary file in ``folder`` and fsync it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename the fsynced ``tmp`` over ``path`` and fsync the folder (the rename is durable)."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, fsync the result and rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _publish(_write_temp(path.parent, path.name, write), path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -124,16 +144,52 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def checkpoint_name(path: Path) -> str:
+    """The checkpoint a file belongs to: ``ckpt-00000012`` for its JSON and tensor files."""
+    return Path(path).name.split(".", 1)[0]
+
+
+def _tensor_files(folder: Path, name: str) -> list[Path]:
+    """Every tensor file of checkpoint ``name`` in ``folder`` (the current one, leftovers)."""
+    return [p for p in folder.glob(f"{name}.*") if p.name.endswith(TENSORS_SUFFIX)
+            and checkpoint_name(p) == name]
+
+
 def save_checkpoint(folder: Path, name: str, tensors: dict[str, torch.Tensor],
                     meta: dict) -> Path:
-    """Write ``name.safetensors`` then ``name.json`` (with the tensor file's SHA-256)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    st_path, json_path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    """Write ``name.<hash>.safetensors``, then ``name.json`` naming it (with its SHA-256).
+
+    Once the JSON is in place, the tensor files of ``name`` it does not name (an earlier
+    version, a leftover of a killed write) are removed. When the disk refuses a write (full,
+    read-only) nothing new is left behind and CheckpointError says so: the previous
+    checkpoint is intact.
+    """
+    folder = Path(folder)
+    json_path, st_path = folder / f"{name}.json", None
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write(st_path, lambda p: save_file(tensors, str(p)))
-    meta = {**meta, "format": FORMAT, "tensors": st_path.name,
-            "sha256": sha256_file(st_path)}
-    atomic_write_text(json_path, json.dumps(meta, indent=1, allow_nan=True))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = _write_temp(folder, name + TENSORS_SUFFIX, lambda p: save_file(tensors, str(p)))
+        try:
+            sha = sha256_file(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        st_path = folder / f"{name}.{sha[:16]}{TENSORS_SUFFIX}"
+        _publish(tmp, st_path)
+        meta = {**meta, "format": FORMAT, "tensors": st_path.name, "sha256": sha}
+        atomic_write_text(json_path, json.dumps(meta, indent=1, allow_nan=True))
+    except BaseException as exc:
+        if st_path is not None and _named_tensor_file(json_path) != st_path:
+            st_path.unlink(missing_ok=True)  # published, but no JSON names it
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"cannot write checkpoint {json_path} "
+                                  f"({exc.strerror or exc}); the previous checkpoint is "
+                                  "intact; free disk space or choose another --out") from None
+        raise
+    for old in _tensor_files(folder, name):
+        if old != st_path:
+            old.unlink(missing_ok=True)
     return json_path
 
 
@@ -145,18 +201,91 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
 
 
+def _named_tensor_file(json_path: Path) -> Path | None:
+    """The tensor file a checkpoint's JSON names, or None (no JSON, unreadable)."""
+    try:
+        return json_path.parent / read_meta(json_path)["tensors"]
+    except (CheckpointError, OSError):
+        return None
+
+
+def _fail(json_path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{json_path} is not a valid gan-accel checkpoint ({what}); pass a "
+                           "checkpoint written by gan_accel.train")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_config(config, json_path: Path) -> None:
+    """The JSON's ``config``: a dict of TrainConfig fields, each of its field's type, valid."""
+    if not isinstance(config, dict):
+        raise _fail(json_path, f"config is a {type(config).__name__}, not an object")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in config:
+            continue
+        value, kind = config[f.name], field_type(f)
+        ok = ((value is None and f.default is None) or
+              (kind is bool and isinstance(value, bool)) or
+              (kind is int and _is_int(value)) or
+              (kind is float and (_is_int(value) or isinstance(value, float))) or
+              (kind is str and isinstance(value, str)))
+        if not ok:
+            raise _fail(json_path, f"config.{f.name} is {value!r}, not of type {kind.__name__}")
+    if config.get("model") not in VARIANTS:
+        raise _fail(json_path, f"config.model {config.get('model')!r} is not a known model")
+    try:
+        TrainConfig.from_dict(config).validate()
+    except UserError as exc:
+        raise _fail(json_path, f"config: {exc}") from None
+
+
+def _check_meta(meta, json_path: Path) -> None:
+    """The types of every field a loader reads; CheckpointError naming the first bad one."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a gan-accel checkpoint")
+    name = meta.get("tensors")
+    if not (isinstance(name, str) and name.endswith(TENSORS_SUFFIX)
+            and Path(name).name == name and name not in (".", "..")):
+        raise _fail(json_path, f"tensors is {name!r}, not a {TENSORS_SUFFIX} file beside it")
+    sha = meta.get("sha256")
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise _fail(json_path, f"sha256 is {sha!r}, not 64 hex digits")
+    _check_config(meta.get("config"), json_path)
+    position = meta.get("position", {})
+    if not (isinstance(position, dict)
+            and all(_is_int(v) and v >= 0 for v in position.values())):
+        raise _fail(json_path, f"position is {position!r}, not non-negative counts")
+    for key in ("state", "variant"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise _fail(json_path, f"{key} is a {type(meta[key]).__name__}, not an object")
+
+
 def read_meta(json_path: Path) -> dict:
+    """A checkpoint's JSON, its types checked (CheckpointError naming the file otherwise)."""
     try:
         meta = json.loads(Path(json_path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint metadata {json_path} is unreadable ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{json_path} is not a gan-accel checkpoint")
+    _check_meta(meta, Path(json_path))
     return meta
 
 
+def _tensor_refs(skeleton) -> list[str]:
+    """The tensor keys a :func:`flatten_state` skeleton refers to."""
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            return [skeleton["__tensor__"]]
+        return [k for v in skeleton.values() for k in _tensor_refs(v)]
+    if isinstance(skeleton, list):
+        return [k for v in skeleton for k in _tensor_refs(v)]
+    return []
+
+
 def load_checkpoint(json_path: Path, verify: bool = True) -> tuple[dict, dict]:
-    """Load one checkpoint: (meta, tensors). Verifies the checksum first."""
+    """Load one checkpoint: (meta, tensors). Verifies the types and the checksum first, then
+    that every tensor the JSON refers to is in the tensor file."""
     json_path = Path(json_path)
     meta = read_meta(json_path)
     st_path = json_path.parent / meta["tensors"]
@@ -168,7 +297,49 @@ def load_checkpoint(json_path: Path, verify: bool = True) -> tuple[dict, dict]:
         tensors = load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{st_path} is corrupt ({exc})") from None
+    missing = [k for k in _tensor_refs(meta.get("state", {})) if k not in tensors]
+    if missing:
+        raise CheckpointError(f"{st_path} lacks the tensor {missing[0]!r} that {json_path} "
+                              f"refers to ({len(missing)} missing); the checkpoint is "
+                              "incomplete")
     return meta, tensors
+
+
+def _mismatch(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor],
+              prefix: str) -> str | None:
+    """How ``got`` fails to be a state dict like ``expected`` (keys under ``prefix``)."""
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        return f"no tensor {prefix + missing[0]!r}"
+    unexpected = sorted(set(got) - set(expected))
+    if unexpected:
+        return f"an unexpected tensor {prefix + unexpected[0]!r}"
+    for k in sorted(expected):
+        if got[k].shape != expected[k].shape:
+            return (f"tensor {prefix + k!r} has shape {tuple(got[k].shape)}, not "
+                    f"{tuple(expected[k].shape)}")
+    return None
+
+
+def check_resumable(json_path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """CheckpointError unless training can resume from this checkpoint: it holds a position,
+    the training state, and a tensor of the right shape for every weight and buffer of the
+    model its config names (and of the EMA generator when the run keeps one)."""
+    json_path = Path(json_path)
+    for key in ("position", "state"):
+        if key not in meta:
+            raise _fail(json_path, f"no {key}; it cannot be resumed")
+    if not _is_int(meta["position"].get("step")):
+        raise _fail(json_path, "position.step is missing")
+    cfg = TrainConfig.from_dict(meta["config"])
+    variant = build_variant(cfg)
+    what = _mismatch(variant.state_dict(), under_prefix(MODEL, tensors), MODEL)
+    if what is None and cfg.ema > 0:
+        what = _mismatch(variant.G.state_dict(), under_prefix(EMA_G, tensors), EMA_G)
+    if what is not None:
+        raise CheckpointError(f"{json_path.parent / meta['tensors']} does not hold the "
+                              f"{cfg.model} model of {json_path.name} ({what}); the checkpoint "
+                              "is incomplete")
 
 
 def resolve_checkpoint(path: str | os.PathLike, which: str = "last") -> Path:
@@ -181,8 +352,8 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "last") -> Path:
         raise CheckpointError(f"checkpoint {p} does not exist; pass a run directory "
                               "written by gan_accel.train")
     if p.is_file():
-        if p.suffix == ".safetensors":
-            p = p.with_suffix(".json")
+        if p.name.endswith(TENSORS_SUFFIX):
+            p = p.with_name(checkpoint_name(p) + ".json")
         if p.suffix != ".json":
             raise CheckpointError(f"{path} is not a checkpoint (.json/.safetensors) or run dir")
         return p
@@ -216,11 +387,19 @@ def load_latest_good(run_dir: Path) -> tuple[Path, dict, dict]:
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints."""
-    for json_path in list_checkpoints(run_dir)[:-keep]:
-        meta_tensors = json_path.with_suffix(".safetensors")
+    """Delete all but the newest ``keep`` checkpoints (each JSON before its tensor files),
+    and tensor files no checkpoint names (leftovers of killed writes)."""
+    folder = checkpoint_dir(run_dir)
+    found = list_checkpoints(run_dir)
+    for json_path in found[:-keep]:
         json_path.unlink(missing_ok=True)
-        meta_tensors.unlink(missing_ok=True)
+    kept = {checkpoint_name(p): _named_tensor_file(p) for p in found[-keep:]}
+    for p in folder.iterdir() if folder.is_dir() else ():
+        name = checkpoint_name(p)
+        if not (p.name.endswith(TENSORS_SUFFIX) and name.startswith("ckpt-")):
+            continue
+        if name not in kept or (kept[name] is not None and p != kept[name]):
+            p.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,13 +426,15 @@ def load_trained(path: str | Path, which: str = "last", ema: bool | None = None,
         raise CheckpointError(f"{json_path} has no EMA generator (trained with --ema 0); drop "
                               "--ema")
     use_ema = bool(ema_state) and ema is not False
+    what = _mismatch(variant.state_dict(), model_state, MODEL)
+    if what is None and use_ema:
+        what = _mismatch(variant.G.state_dict(), ema_state, EMA_G)
+    if what is not None:
+        raise CheckpointError(f"{json_path} does not match a {cfg.model} model ({what}); pass "
+                              "a checkpoint written by gan_accel.train")
     if use_ema:
         model_state.update(with_prefix("G.", ema_state))
-    try:
-        variant.load_state_dict(model_state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{json_path} does not match a {cfg.model} model "
-                              f"({str(exc).splitlines()[0]})") from None
+    variant.load_state_dict(model_state)
     meta["checkpoint"] = str(json_path)
     meta["ema"] = use_ema
     return variant.to(device).eval(), meta

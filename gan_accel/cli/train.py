@@ -5,7 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..checkpoints import list_checkpoints, load_latest_good, read_meta, resolve_checkpoint
+from ..checkpoints import (
+    check_resumable,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_good,
+    resolve_checkpoint,
+)
 from ..config import TrainConfig, config_from_args
 from ..errors import CheckpointError, UserError, run_cli
 
@@ -31,10 +37,11 @@ def _resume_config(resume: str, cfg: TrainConfig, argv: list[str]) -> tuple[Trai
     if not path.exists():
         raise CheckpointError(f"--resume {resume} does not exist; pass a run directory")
     if path.is_dir():
-        json_path, meta, _ = load_latest_good(path)
+        json_path, meta, tensors = load_latest_good(path)
     else:
         json_path = resolve_checkpoint(path)
-        meta = read_meta(json_path)
+        meta, tensors = load_checkpoint(json_path)
+    check_resumable(json_path, meta, tensors)
     saved = TrainConfig.from_dict(meta["config"])
     explicit = _explicit_flags(argv) - {"resume"}
     if "model" in explicit and cfg.model != saved.model:
