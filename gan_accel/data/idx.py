@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +18,53 @@ IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dims
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dim
 _SPLIT_PREFIX = {True: "train", False: "t10k"}
 
-# ---------------------------------------------------------------------------------------------
-def _read_bytes(path: Path) -> bytes:
+# How much memory a loaded IDX payload costs in training: the uint8 images plus their float32
+# copy in the model's range (the whole dataset lives in memory, see gan_accel.data).
+MEMORY_PER_PAYLOAD_BYTE = 5
+_CHUNK = 1 << 20
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the OS does not say."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if path.suffix == ".gz":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
-            raise DataError(
-                f"{path} is not a valid gzip file ({exc}); re-download or replace it"
-            ) from None
-    return raw
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _parse_header(head: bytes, name: str) -> tuple[list[int], int]:
+    """(dims, header length) from the first bytes of an IDX file; DataError naming ``name``."""
+    if len(head) < 4:
+        raise DataError(f"{name} is truncated: {len(head)} bytes, no IDX header")
+    zero, dtype_code, ndim = int.from_bytes(head[:2], "big"), head[2], head[3]
+    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+        magic = int.from_bytes(head[:4], "big")
+        raise DataError(
+            f"{name} has wrong magic number {magic:#010x}; expected an MNIST-format IDX file "
+            f"({IDX_IMAGES_MAGIC:#010x} images or {IDX_LABELS_MAGIC:#010x} labels)"
+        )
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise DataError(f"{name} is truncated inside its header; re-download it")
+    return [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)], header
+
+
+def _size_mismatch(name: str, payload: int, dims: list[int], expected: int) -> DataError:
+    return DataError(
+        f"{name} holds {payload} data bytes but its header {dims} needs {expected}; "
+        "the file is truncated or corrupt, re-download it"
+    )
+
+
+def _check_fits_in_memory(name: str, dims: list[int], expected: int) -> None:
+    memory = physical_memory()
+    needed = expected * MEMORY_PER_PAYLOAD_BYTE
+    if memory is not None and needed > memory:
+        raise DataError(
+            f"{name}'s header claims {dims[0]:,} items ({expected / 2**30:.1f} GiB of pixels, "
+            f"about {needed / 2**30:.0f} GiB in memory for training) but this machine has "
+            f"{memory / 2**30:.0f} GiB; the header is corrupt, or use a subset of the data"
+        )
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -37,33 +72,66 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
     Raises DataError naming ``name`` for a bad magic number, a bad header, or a size mismatch.
     """
-    if len(data) < 4:
-        raise DataError(f"{name} is truncated: {len(data)} bytes, no IDX header")
-    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
-    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        magic = int.from_bytes(data[:4], "big")
-        raise DataError(
-            f"{name} has wrong magic number {magic:#010x}; expected an MNIST-format IDX file "
-            f"({IDX_IMAGES_MAGIC:#010x} images or {IDX_LABELS_MAGIC:#010x} labels)"
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{name} is truncated inside its header; re-download it")
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims, dtype=np.int64))
+    dims, header = _parse_header(data[:16], name)
+    expected = math.prod(dims)
     payload = len(data) - header
     if payload != expected:
-        raise DataError(
-            f"{name} holds {payload} data bytes but its header {dims} needs {expected}; "
-            "the file is truncated or corrupt, re-download it"
-        )
+        raise _size_mismatch(name, payload, dims, expected)
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def _read_header(f, name: str) -> tuple[list[int], int]:
+    """Read and parse an IDX header from the stream ``f`` (magic word, then one word per dim)."""
+    head = f.read(4)
+    if len(head) == 4 and head[3] in (1, 3):
+        head += f.read(4 * head[3])
+    return _parse_header(head, name)
+
+
+def _read_payload(f, name: str, expected: int) -> bytearray:
+    """Exactly ``expected`` bytes from ``f``, read in chunks, so memory grows only with what
+    the file really holds; DataError when it holds fewer or more."""
+    buf = bytearray()
+    while len(buf) <= expected:
+        chunk = f.read(min(_CHUNK, expected + 1 - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    if len(buf) > expected:
+        raise DataError(f"{name} holds more data than its header needs ({expected} bytes); "
+                        "the file is corrupt, re-download it")
+    if len(buf) < expected:
+        raise DataError(f"{name} is truncated: {len(buf)} data bytes, its header needs "
+                        f"{expected}; re-download it")
+    return buf
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (raw or ``.gz``) into a uint8 array."""
+    """Read one IDX file (raw or ``.gz``) into a uint8 array.
+
+    The header is read first and checked against the file's size (raw files) and this
+    machine's memory before any data is read; a ``.gz`` file is decompressed in chunks and
+    never past what its header claims. DataError naming the file otherwise.
+    """
     path = Path(path)
-    return parse_idx(_read_bytes(path), str(path))
+    name = str(path)
+    try:
+        with open(path, "rb") as raw:
+            f = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+            dims, header = _read_header(f, name)
+            expected = math.prod(dims)
+            if f is raw:
+                payload = os.fstat(raw.fileno()).st_size - header
+                if payload != expected:
+                    raise _size_mismatch(name, payload, dims, expected)
+            _check_fits_in_memory(name, dims, expected)
+            data = _read_payload(f, name, expected)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is not a valid gzip file ({exc}); re-download or replace it") \
+            from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def load_idx_pair(images_path: Path, labels_path: Path, name: str) -> ImageSet:
