@@ -143,15 +143,121 @@ def test_kid_identical_sets_near_zero() -> None:
     assert abs(mean) < 0.02 * shifted
 
 
-def test_kid_matches_torchmetrics() -> None:
-    kid_mod = pytest.importorskip("torchmetrics.image.kid")
-    a = _gauss(200, 8, seed=14)
-    b = _gauss(200, 8, seed=15, mean=0.2)
-    # one subset of the full size is a permutation of each set; MMD is permutation invariant
-    ours, std = kernel_inception_distance(a, b, subsets=1, subset_size=200, seed=3)
-    ref = float(kid_mod.poly_mmd(a, b))
-    assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
+def mmd2_unbiased_loops(x: list, y: list) -> float:
+    """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with the cubic kernel (u.v / d + 1)^3 that KID
+    uses, written as the plain double sums: no matrices, no shortcuts."""
+    m, n, d = len(x), len(y), len(x[0])
+
+    def k(a, b):
+        return (sum(ai * bi for ai, bi in zip(a, b, strict=True)) / d + 1.0) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2.0 * xy
+
+
+def test_kid_one_full_subset_is_the_hand_written_mmd2() -> None:
+    a = _gauss(11, 5, seed=30)
+    b = _gauss(11, 5, seed=31, mean=0.4, scale=1.3)
+    ref = mmd2_unbiased_loops(a.tolist(), b.tolist())
+    # one subset of the full size is a permutation of each set; MMD^2 is permutation invariant
+    ours, std = kernel_inception_distance(a, b, subsets=1, subset_size=11, seed=3)
+    assert ours == pytest.approx(ref, rel=1e-12, abs=1e-14)
     assert std == 0.0
+    assert ref > 0.05  # a real difference, not a vacuous zero
+
+
+def test_kid_subsets_and_their_mean_and_std(monkeypatch) -> None:
+    """Each subset draws distinct rows of each set; KID is the mean and population std of the
+    hand-written MMD^2 over exactly those subsets."""
+    import gan_accel.evaluation.metrics as metrics
+
+    a = _gauss(20, 4, seed=32)
+    b = _gauss(17, 4, seed=33, mean=0.3)
+    drawn, real_mmd = [], metrics._poly_mmd2_unbiased
+    monkeypatch.setattr(metrics, "_poly_mmd2_unbiased",
+                        lambda x, y: (drawn.append((x.copy(), y.copy())), real_mmd(x, y))[1])
+    mean, std = kernel_inception_distance(a, b, subsets=5, subset_size=7, seed=4)
+    assert len(drawn) == 5
+    rows_a, rows_b = {tuple(r) for r in a.tolist()}, {tuple(r) for r in b.tolist()}
+    for x, y in drawn:
+        assert x.shape == y.shape == (7, 4)
+        xs, ys = {tuple(r) for r in x.tolist()}, {tuple(r) for r in y.tolist()}
+        assert len(xs) == len(ys) == 7 and xs <= rows_a and ys <= rows_b  # without replacement
+    assert len({x.tobytes() for x, _ in drawn}) == 5  # fresh subsets, not one drawn 5 times
+    values = np.array([mmd2_unbiased_loops(x.tolist(), y.tolist()) for x, y in drawn])
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+    assert std == pytest.approx(values.std(), rel=1e-10)  # population std (ddof 0)
+
+
+@pytest.fixture(scope="module")
+def classifier_features():
+    """Real features of the shipped MNIST classifier: 300 real images vs 300 others (noisy,
+    shifted real ones), the features FID and KID are computed on in the evaluation."""
+    from gan_accel.data import embedded_subset
+    from gan_accel.evaluation.pipeline import load_reference_classifier
+
+    clf, _ = load_reference_classifier("mnist-5k")
+    images = embedded_subset().images
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(images), generator=g)
+    real = images[idx[:300]].float().div(255)
+    other = images[idx[300:600]].float().div(255)
+    other = torch.roll(other, 2, dims=-1).add_(0.3 * torch.rand(other.shape, generator=g))
+    f_real, _ = extract_features(clf, real)
+    f_other, _ = extract_features(clf, other.clamp_(0, 1))
+    return f_real.double(), f_other.double()
+
+
+class _Identity(torch.nn.Module):
+    """torchmetrics' feature extractor slot, filled with the features themselves."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x):
+        return x
+
+
+def test_fid_matches_torchmetrics_on_classifier_features(classifier_features) -> None:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    f_real, f_other = classifier_features
+    tm = FrechetInceptionDistance(feature=_Identity(f_real.shape[1]))
+    tm.update(f_real, real=True)
+    tm.update(f_other, real=False)
+    ref = float(tm.compute())
+    ours = frechet_distance(f_real, f_other)
+    assert ours == pytest.approx(ref, rel=1e-5)
+    assert ours > 1.0  # the two sets differ
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
+def test_kid_matches_torchmetrics_on_classifier_features(classifier_features) -> None:
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    f_real, f_other = classifier_features
+    n = f_real.shape[0]
+    # full-size subsets: every subset is a permutation, so both give the exact MMD^2
+    tm = KernelInceptionDistance(feature=_Identity(f_real.shape[1]), subsets=3, subset_size=n)
+    tm.update(f_real, real=True)
+    tm.update(f_other, real=False)
+    ref_mean, ref_std = (float(v) for v in tm.compute())
+    ours, std = kernel_inception_distance(f_real, f_other, subsets=3, subset_size=n, seed=0)
+    assert ours == pytest.approx(ref_mean, rel=1e-9)
+    assert std == pytest.approx(ref_std, abs=1e-9 * abs(ref_mean))
+    assert ours > 0.01
+    # random subsets: the same estimator, so the two means agree within their spread
+    torch.manual_seed(0)
+    tm = KernelInceptionDistance(feature=_Identity(f_real.shape[1]), subsets=40,
+                                 subset_size=100)
+    tm.update(f_real, real=True)
+    tm.update(f_other, real=False)
+    ref_mean, ref_std = (float(v) for v in tm.compute())
+    ours, std = kernel_inception_distance(f_real, f_other, subsets=40, subset_size=100, seed=0)
+    assert abs(ours - ref_mean) < 4 * max(std, ref_std) / math.sqrt(40)
 
 
 def test_kid_seeded_and_validated() -> None:
