@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from helpers import tiny_mnist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,6 +58,53 @@ TRAIN_CASES = [
 def test_train_bad_input(capsys, tmp_path, argv, match):
     argv = [*argv] if "--out" in argv else [*argv, "--out", str(tmp_path / "r")]
     one_line_error(capsys, train.main, [*argv, "--no-progress", "--max-steps", "1"], match)
+
+
+# Flags this CPU machine cannot honour. Each must fail at start-up: the data dir holds files
+# that would fail to load and a spy records any read, so a check made after loading is seen.
+UNUSABLE_HERE = [
+    (["--kernels", "triton"], "--kernels triton needs a CUDA device"),
+    (["--model", "wgan-gp", "--spectral-norm", "--kernels", "triton"],
+     "--kernels triton needs a CUDA device"),
+    (["--amp", "bf16"], "--amp bf16 needs a CUDA device"),
+    (["--amp", "bf16", "--device", "cpu", "--compile"], "--amp bf16 needs a CUDA device"),
+    (["--device", "cuda"], "no CUDA device"),
+    (["--device", "cuda:1", "--kernels", "triton", "--amp", "bf16"], "no CUDA device"),
+]
+
+
+def _unloadable_data(tmp_path, monkeypatch):
+    """A --data-dir whose files fail to parse, and the list a spy on read_idx fills."""
+    from gan_accel.data import idx
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (data / name).write_bytes(b"not an idx file")
+    reads, real = [], idx.read_idx
+    monkeypatch.setattr(idx, "read_idx", lambda path: (reads.append(path), real(path))[1])
+    return data, reads
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="these flags work on a CUDA machine")
+@pytest.mark.parametrize("argv, match", UNUSABLE_HERE, ids=[" ".join(a) for a, _ in UNUSABLE_HERE])
+def test_train_flags_this_machine_cannot_honour_fail_before_any_data(capsys, tmp_path,
+                                                                     monkeypatch, argv, match):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    data, reads = _unloadable_data(tmp_path, monkeypatch)
+    out = tmp_path / "r"
+    one_line_error(capsys, train.main, [*argv, "--dataset", "mnist", "--data-dir", str(data),
+                                        "--out", str(out), "--no-progress"], match)
+    assert reads == [] and not out.exists()
+
+
+def test_the_unloadable_data_of_the_flag_tests_would_be_seen(capsys, tmp_path, monkeypatch):
+    """Control: with flags that work here the same data dir is read, and refused."""
+    data, reads = _unloadable_data(tmp_path, monkeypatch)
+    one_line_error(capsys, train.main, ["--kernels", "torch", "--dataset", "mnist",
+                                        "--data-dir", str(data), "--out", str(tmp_path / "r"),
+                                        "--no-progress"], "wrong magic number")
+    assert reads
 
 
 def test_train_refuses_to_overwrite_a_run(capsys, tiny_run):
