@@ -16,8 +16,9 @@ Contract:
   so a killed run leaves either a whole shard or none under the final name; a rerun with
   the same options skips the finished shards (``bulk.json`` in the folder records the
   options; a folder holding another run's shards is refused).
-* **Flat memory**: one engine batch and at most three shards (filling, queued, writing)
-  are in memory, whatever ``n``; a writer thread overlaps file writes with generation.
+* **Flat memory**: at most three engine batches (computing, queued) and one shard are in
+  memory, whatever ``n``; a second thread converts finished batches to uint8 and writes the
+  shards while the engine computes the next batch.
 
 Shards: ``shard-000000.npz`` with ``images`` uint8 [N, 28, 28], ``start`` (the global index
 of its first image), ``labels`` int64 [N] (cGAN class / InfoGAN categorical code) and
@@ -224,36 +225,92 @@ def read_shards(out: Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
-class _Writer:
-    """A thread writing finished shards while the engine makes the next ones."""
+class _Assembler:
+    """The second stage: a thread that turns finished engine batches into shards (uint8
+    conversion, labels, the atomic write) while the engine computes the next batch."""
 
-    def __init__(self, out: Path, plan: BulkPlan):
-        self.out, self.plan = out, plan
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
+    def __init__(self, out: Path, plan: BulkPlan, todo: list[int], spec: LatentSpec,
+                 output_range: str, on_shard):
+        self.out, self.plan, self.todo, self.spec = out, plan, todo, spec
+        self.output_range, self.on_shard = output_range, on_shard
+        self.queue: queue.Queue = queue.Queue(maxsize=2)  # engine batches in flight
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, name="bulk-writer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="bulk-shards", daemon=True)
         self.thread.start()
 
-    def _loop(self) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    write_shard(self.out, self.plan, *item)
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                    self.error = exc
-
-    def put(self, k: int, arrays: dict) -> None:
-        self._check()
-        self.queue.put((k, arrays))
+    def put(self, j: int, images: np.ndarray, feeds: dict) -> None:
+        """Hand over engine batch ``j`` (float images and its latents); raises the stage's
+        error, if it failed, instead of blocking on a queue nobody empties."""
+        while True:
+            self._check()
+            try:
+                self.queue.put((j, images, feeds), timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def close(self) -> None:
-        self.queue.put(None)
+        """Wait for the last shard; re-raise the stage's error."""
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self.thread.join()
         self._check()
+
+    def abort(self) -> None:
+        """Stop the stage after a failure elsewhere; its finished shards stay on disk."""
+        if self.error is None:
+            self.error = EOFError("aborted")
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
 
     def _check(self) -> None:
         if self.error is not None:
             raise self.error
+
+    def _next(self):
+        item = self.queue.get()
+        if item is None:
+            raise EOFError("the engine stopped before the last shard")
+        j, images, feeds = item
+        return j, to_uint8(images, self.output_range), side_arrays(self.spec, feeds)
+
+    def _run(self) -> None:
+        plan, batch = self.plan, None
+        try:
+            for k in self.todo:
+                start, stop = plan.bounds(k)
+                images = np.empty((stop - start, 28, 28), np.uint8)
+                side: dict[str, np.ndarray] = {}
+                for j in range(start // plan.batch, (stop - 1) // plan.batch + 1):
+                    while batch is None or batch[0] < j:  # batches arrive in order
+                        batch = self._next()
+                    lo, hi = j * plan.batch, min((j + 1) * plan.batch, plan.n)
+                    a, b = max(start, lo), min(stop, hi)
+                    images[a - start:b - start] = batch[1][a - lo:b - lo]
+                    for name, values in batch[2].items():
+                        if name not in side:
+                            side[name] = np.empty((stop - start, *values.shape[1:]),
+                                                  values.dtype)
+                        side[name][a - start:b - start] = values[a - lo:b - lo]
+                write_shard(self.out, plan, k, {"images": images, "start": np.int64(start),
+                                                **side})
+                self.on_shard(stop - start)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+            while True:  # unblock the engine thread, which checks self.error
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    break
 
 
 def peak_rss_mb() -> float:
@@ -281,35 +338,23 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
            "model": model or {}, "engine": engine or getattr(gen, "engine", {})}
     _write_json(out / MANIFEST, doc)
     todo_images = sum(b - a for a, b in map(plan.bounds, todo))
+    batches = sorted({j for k in todo for j in range(plan.bounds(k)[0] // plan.batch,
+                                                     (plan.bounds(k)[1] - 1) // plan.batch + 1)})
     bar = tqdm(total=plan.n, initial=plan.n - todo_images, unit="img", unit_scale=True,
                disable=not progress, desc=f"sampling into {out.name}", smoothing=0.1)
-    writer = _Writer(out, plan)
-    cache: tuple[int, np.ndarray, dict] | None = None  # the last engine batch
+    stage = _Assembler(out, plan, todo, spec, output_range, bar.update)
     t0 = time.perf_counter()
     try:
-        for k in todo:
-            start, stop = plan.bounds(k)
-            images = np.empty((stop - start, 28, 28), np.uint8)
-            side: dict[str, np.ndarray] = {}
-            for j in range(start // plan.batch, (stop - 1) // plan.batch + 1):
-                lo, hi = j * plan.batch, min((j + 1) * plan.batch, plan.n)
-                if cache is None or cache[0] != j:
-                    feeds = latents(spec, plan.seed, lo, hi, plan.label)
-                    cache = (j, to_uint8(gen.run(**feeds), output_range),
-                             side_arrays(spec, feeds))
-                a, b = max(start, lo), min(stop, hi)
-                images[a - start:b - start] = cache[1][a - lo:b - lo]
-                for name, values in cache[2].items():
-                    if name not in side:
-                        side[name] = np.empty((stop - start, *values.shape[1:]), values.dtype)
-                    side[name][a - start:b - start] = values[a - lo:b - lo]
-            writer.put(k, {"images": images, "start": np.int64(start), **side})
-            bar.update(stop - start)
+        for j in batches:  # the engine: each needed batch once, in order
+            lo, hi = j * plan.batch, min((j + 1) * plan.batch, plan.n)
+            feeds = latents(spec, plan.seed, lo, hi, plan.label)
+            stage.put(j, gen.run(**feeds), feeds)
+        stage.close()
+    except BaseException:
+        stage.abort()  # the engine's own error (or an interrupt) is the one to report
+        raise
     finally:
-        try:
-            writer.close()
-        finally:
-            bar.close()
+        bar.close()
     seconds = time.perf_counter() - t0
     summary = {"generated": todo_images, "resumed_shards": plan.shards - len(todo),
                "seconds": round(seconds, 3),
