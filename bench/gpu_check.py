@@ -45,6 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUDGET_S = 360  # the whole check, all steps together
 MIN_STEP_S = 5  # a step that would get less than this is skipped, not started
+DEFAULT_PYTEST_ARGS = "tests/kernels"
 DEFAULT_KERNELS_ARGS = "--no-sweep"
 DEFAULT_TRAIN_ARGS = "--models dcgan --train-batch 64"
 DEFAULT_INFERENCE_ARGS = ("--model dcgan --batches 1,64,4096 "
@@ -66,8 +67,8 @@ def _module(*args: str) -> list[str]:
 
 
 def _pytest_command(args: argparse.Namespace, out: Path) -> list[str]:
-    cmd = _module("pytest", "-q", "-rfEs", "--durations=15", "tests/kernels",
-                  f"--junitxml={out / 'pytest-kernels.xml'}")
+    cmd = _module("pytest", "-q", "-rfEs", "--durations=15",
+                  f"--junitxml={out / 'pytest-kernels.xml'}", *shlex.split(args.pytest_args))
     if args.pytest_workers > 1 and importlib.util.find_spec("xdist") is not None:
         cmd += ["-n", str(args.pytest_workers)]
     return cmd
@@ -126,6 +127,9 @@ def build_parser(steps: list[Step]):
     parser.add_argument("--pytest-workers", type=int, default=min(8, os.cpu_count() or 1),
                         metavar="N", help="pytest-xdist workers for the pytest step, when "
                                           "pytest-xdist is installed (default: min(8, cores))")
+    parser.add_argument("--pytest-args", default=DEFAULT_PYTEST_ARGS, metavar="ARGS",
+                        help=f"what the pytest step runs (default: {DEFAULT_PYTEST_ARGS!r}; "
+                             "e.g. 'tests/kernels tests/training -m \"gpu or triton\"')")
     parser.add_argument("--kernels-args", default=DEFAULT_KERNELS_ARGS, metavar="ARGS",
                         help=f"extra arguments of the kernel bench (default: "
                              f"{DEFAULT_KERNELS_ARGS!r}; e.g. add --kernel-impls to trim it)")
