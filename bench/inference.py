@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--model; the int8 quality gate only means something on a trained G)")
     g.add_argument("--batches", default=None, metavar="B,B,...",
                    help="batch sizes (default: 1,64,4096; --quick: 1,8)")
+    g.add_argument("--bulk-images", type=int, default=0, metavar="N",
+                   help="also sample N images to .npz shards (export.bulk, a temp folder) "
+                        "with each ONNX Runtime CPU engine at the largest batch, right after "
+                        "its timing row, and report bulk images/s against it (default: 0, "
+                        "off; the issue's check: 1000000)")
     g.add_argument("--inference-backends", default=None, metavar="NAME,...",
                    help=f"subset of {','.join(ALL_BACKENDS)} (default: all that apply to the "
                         f"device; --quick: {','.join(QUICK_BACKENDS)})")
@@ -125,9 +130,10 @@ class Artifact:
     seconds it took to make; or the exception that prevented it."""
 
     def __init__(self, call=None, engine: dict | None = None, prep_s: float = 0.0,
-                 kind: str = "export_s", error: Exception | None = None, extra=None):
+                 kind: str = "export_s", error: Exception | None = None, extra=None,
+                 gen=None):
         self.call, self.engine, self.prep_s, self.kind = call, engine or {}, prep_s, kind
-        self.error, self.extra = error, extra or {}
+        self.error, self.extra, self.gen = error, extra or {}, gen
 
 
 def _onnx_call(gen):
@@ -178,7 +184,7 @@ def _prepare(variant, names: list[str], folder: Path, ctx: Context, log) -> dict
                 if gen.providers[0] != providers[0]:
                     raise RuntimeError(f"{providers[0]} did not start (running on "
                                        f"{gen.providers})")
-                out[name] = Artifact(_onnx_call(gen), gen.engine, seconds, extra=extra)
+                out[name] = Artifact(_onnx_call(gen), gen.engine, seconds, extra=extra, gen=gen)
             elif name == "ort-cuda-graph":
                 path, seconds, extra = onnx_file("fp32")
                 out[name] = Artifact(None, {"model": str(path)}, seconds, extra=extra)
@@ -282,6 +288,11 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                 _finish_row(row, nbytes, peak)
                 rows.append(row)
                 log(_line(row))
+                if (args.bulk_images and b == max(batches) and name.startswith("ort-cpu")
+                        and row.get("status") == "ok"):
+                    rows.append(_bulk_row(name, artifacts[name], b, args.bulk_images, row,
+                                          Path(tmp)))
+                    log(_line(rows[-1]))
     int8 = artifacts.get("ort-cpu-int8")
     if int8 is not None and int8.error is None:
         config["int8"] = int8.extra
@@ -295,6 +306,29 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
         notes.append("bandwidth and launch bounds: N/A on CPU (no reliable peak DRAM figure)")
     notes.append(compile_cache_note())
     return Result("inference", config, rows, notes)
+
+
+def _bulk_row(name: str, artifact: Artifact, batch: int, n: int, engine_row: dict,
+              folder: Path) -> dict:
+    """``n`` images to .npz shards with the engine just timed (same session, same batch):
+    the bulk sampler's throughput against the engine's, measured back to back."""
+    import shutil
+
+    from gan_accel.export import bulk
+
+    out = folder / f"bulk-{name}"
+    plan = bulk.BulkPlan(n=n, seed=0, batch=batch)
+    ident = bulk.identity(plan, "bench", name)
+    summary = bulk.write_shards(artifact.gen, out, plan, bulk.prepare_out_dir(out, plan, ident),
+                                ident, progress=False)
+    shards = len(list(out.glob("shard-*.npz")))
+    shutil.rmtree(out)
+    ratio = summary["images_per_s"] / engine_row["images_per_s"]
+    return {"model": engine_row["model"], "backend": f"bulk:{name}", "batch": batch,
+            "images": n, "shards": shards, "shard_size": plan.shard_size,
+            "images_per_s": summary["images_per_s"], "seconds": summary["seconds"],
+            "peak_rss_mb": summary["peak_rss_mb"], "vs_engine_row": round(ratio, 3),
+            "engine": artifact.engine, "status": "ok"}
 
 
 def _peak(device: torch.device) -> float | None:
@@ -420,11 +454,14 @@ def ratios(rows: list[dict]) -> dict:
                if r["batch"] == b and r.get("images_per_s")}
         if "eager" not in ips:
             continue
-        best = max((k for k in ips if k != "eager"), key=ips.get, default=None)
+        best = max((k for k in ips if k != "eager" and not k.startswith("bulk:")),
+                   key=ips.get, default=None)
         entry = {"best": best, "best_vs_eager": round(ips[best] / ips["eager"], 3)
                  if best else None}
         for key, (num, den) in {"aoti_vs_compiled": ("aoti", "compiled"),
-                                "int8_vs_fp32_ort": ("ort-cpu-int8", "ort-cpu")}.items():
+                                "int8_vs_fp32_ort": ("ort-cpu-int8", "ort-cpu"),
+                                "bulk_int8_vs_engine": ("bulk:ort-cpu-int8", "ort-cpu-int8"),
+                                "bulk_fp32_vs_engine": ("bulk:ort-cpu", "ort-cpu")}.items():
             entry[key] = round(ips[num] / ips[den], 3) if num in ips and den in ips else None
         out[str(b)] = entry
     return out
@@ -438,11 +475,19 @@ def describe_ratios(r: dict) -> list[str]:
             parts.append(f"aoti {e['aoti_vs_compiled']}x compiled")
         if e["int8_vs_fp32_ort"] is not None:
             parts.append(f"ort int8 {e['int8_vs_fp32_ort']}x ort fp32")
+        for key, what in (("bulk_int8_vs_engine", "int8"), ("bulk_fp32_vs_engine", "fp32")):
+            if e.get(key) is not None:
+                parts.append(f"bulk sampling {e[key]}x the ort {what} engine row")
         lines.append(f"batch {b}: " + ", ".join(parts))
     return lines
 
 
 def _line(row: dict) -> str:
+    if row["backend"].startswith("bulk:") and row.get("images_per_s"):
+        return (f"  {row['backend']:<15} batch {row['batch']:>5}: {row['images']:,} images to "
+                f"{row['shards']} shards in {row['seconds']:.1f} s, "
+                f"{row['images_per_s']:,.0f} img/s ({row['vs_engine_row']:.0%} of the row "
+                f"above), peak RSS {row['peak_rss_mb']:.0f} MB")
     if row.get("p50_ms") is None:
         return f"  {row['backend']:<15} batch {row['batch']:>5}: {row.get('status')}"
     extra = ""

@@ -21,6 +21,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                   ("compile s", "compile_s"), ("export s", "export_s"),
                   ("min MB", "min_mb"), ("GB/s", "achieved_gbps"),
                   ("BW-bound ms", "bw_bound_ms"), ("BW fraction", "bw_fraction"),
+                  ("launch-bound ms", "launch_bound_ms"), ("bulk / engine", "vs_engine_row"),
                   ("status", "status")],
     "train": [("model", "model"), ("mode", "mode"), ("batch", "batch"), ("phases", "phases"),
               ("p20 ms/step", "p20_ms"), ("p50 ms/step", "p50_ms"), ("p80 ms/step", "p80_ms"),

@@ -90,10 +90,16 @@ def test_bench_rows_carry_the_engine_choices():
     ctx = common.Context(device=torch.device("cpu"), threads=1,
                          budget=common.TimingBudget.quick(), quick=True, log=lambda *a: None)
     args = argparse.Namespace(model="dcgan", checkpoint=None, batches="1,9",
-                              inference_backends="eager,ort-cpu")
+                              inference_backends="eager,ort-cpu", bulk_images=300)
     result = inference.run(args, ctx)
     rows = {(r["backend"], r["batch"]): r for r in result.rows}
-    assert set(rows) == {("eager", 1), ("eager", 9), ("ort-cpu", 1), ("ort-cpu", 9)}
+    assert set(rows) == {("eager", 1), ("eager", 9), ("ort-cpu", 1), ("ort-cpu", 9),
+                         ("bulk:ort-cpu", 9)}
+    bulk = rows["bulk:ort-cpu", 9]  # bulk sampling right after the engine's row, same batch
+    assert bulk["images"] == 300 and bulk["shards"] == 1 and bulk["images_per_s"] > 0
+    assert bulk["vs_engine_row"] == pytest.approx(
+        bulk["images_per_s"] / rows["ort-cpu", 9]["images_per_s"], rel=1e-2)
+    assert result.config["ratios"]["9"]["bulk_fp32_vs_engine"] == bulk["vs_engine_row"]
     for b in (1, 9):
         e = rows["ort-cpu", b]["engine"]
         assert rows["ort-cpu", b]["status"] == "ok" and e["providers"] == [CPU]
