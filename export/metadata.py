@@ -39,8 +39,10 @@ class ModelMeta:
 
     @property
     def latent(self) -> LatentSpec:
-        """The generator's input layout (ValueError for impossible sizes)."""
-        return LatentSpec.from_meta(asdict(self))
+        """The generator's input layout (ValueError for impossible sizes). Built from the
+        fields directly: ``asdict`` deep-copies and cost ~30 us per served call."""
+        return LatentSpec(self.z_dim, self.z_dist, self.num_classes, self.cat_dim,
+                          self.cont_dim)
 
     @property
     def input_names(self) -> list[str]:
@@ -48,7 +50,7 @@ class ModelMeta:
 
     @property
     def code_dim(self) -> int:
-        return self.latent.code_dim
+        return self.cat_dim + self.cont_dim
 
     def to_props(self, fmt: str = FORMAT) -> dict[str, str]:
         """Flat ``{key: string}`` for ``ModelProto.metadata_props`` (or a .pt2's metadata)."""
