@@ -30,8 +30,9 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
               ("step mem MB", "step_mem_mb"), ("status", "status")],
     "kernels": [("op", "op"), ("shape", "shape"), ("pass", "pass"), ("impl", "impl"),
                 ("p20 µs", "p20_us"), ("µs/call (p50)", "us_per_call"), ("p80 µs", "p80_us"),
-                ("speedup vs baseline", "speedup"), ("GB/s", "gbps"),
-                ("BW fraction", "bw_fraction"), ("status", "status")],
+                ("speedup vs baseline", "speedup"), ("GPU µs (graph replay)", "gpu_p50_us"),
+                ("GPU speedup", "gpu_speedup"), ("CUDA kernels", "cuda_kernels"),
+                ("GB/s", "gbps"), ("BW fraction", "bw_fraction"), ("status", "status")],
     "profile": [("kind", "kind"), ("name", "name"), ("calls", "calls"),
                 ("self ms", "self_ms"), ("total ms", "total_ms")],
     "quality": [("model", "model"), ("mode", "mode"), ("steps", "steps"), ("FID", "fid"),
@@ -221,7 +222,9 @@ def _plot_kernels(plt, docs):
         for r in _ok(d["rows"], "speedup"):
             if r["impl"] == r.get("baseline"):
                 continue
-            group = f"{'SN' if r['op'] == 'spectral_norm' else 'GP'} {r['shape']} {r['pass']}"
+            op = {"spectral_norm": "SN", "gp_norm": "GP", "seed_D_sn": "seed D SN",
+                  "dispatch": "dispatch"}.get(r["op"], r["op"])
+            group = f"{op} {r['shape']} {r['pass']}"
             name = r["impl"] if len(docs) == 1 else f"{r['impl']} [{lab}]"
             series.setdefault(name, {})[group] = r["speedup"]
             if group not in groups:
