@@ -4,7 +4,7 @@ Usage: kill_worker.py KILL FIRST_STEP_FILE TRAIN_ARGS...
 
 KILL is ``none`` or ``PATTERN#N``: the process kills itself with SIGKILL right after the N-th
 ``os.replace`` whose destination's name matches the glob PATTERN (say
-``ckpt-00000006.*.safetensors#1``: the tensor file renamed, its JSON not yet). The first
+``ckpt-00000006*.safetensors#1``: the tensor file renamed, its JSON not yet). The first
 training step this process runs (the trainer's ``pos.step``) is written to FIRST_STEP_FILE.
 """
 
