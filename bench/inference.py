@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
+from .common import Context, Result, add_speedups, compile_cache_note, timed_once
 
 DEFAULT_BATCHES = [1, 64, 4096]
 QUICK_BATCHES = [1, 8]
@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with the fp32 and int8 ONNX Runtime CPU engines at the largest batch, "
                         "right after each one's timing row, and report bulk images/s against "
                         "it (default: 0, off; the issue's check: 1000000)")
+    g.add_argument("--rounds", type=int, default=2, metavar="R",
+                   help="timing rounds per batch, backends interleaved (order reversed every "
+                        "other round), samples pooled (default: 2)")
     g.add_argument("--inference-backends", default=None, metavar="NAME,...",
                    help=f"subset of {','.join(ALL_BACKENDS)} (default: all that apply to the "
                         f"device; --quick: {','.join(QUICK_BACKENDS)})")
@@ -272,20 +275,25 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
             with torch.inference_mode():
                 reference = G(**latent)
             nbytes = min_bytes(G, latent, reference.numel())
-            for name in backends:
+            batch_rows, calls = {}, {}
+            for name in backends:  # compile / warm up / check every backend first
                 row = {"model": variant.name, "backend": name, "batch": b, "min_bytes": nbytes}
+                batch_rows[name] = row
                 if name in dead:
                     row.update(status="skipped: out of memory at a smaller batch")
-                else:
-                    try:
-                        row.update(_measure(name, G, latent, reference, artifacts.get(name),
-                                            ctx, launch_us))
-                    except torch.OutOfMemoryError:
-                        dead.add(name)
-                        row.update(status="oom")
-                        torch.cuda.empty_cache()
-                    except Exception as exc:  # noqa: BLE001 - one backend failing is a row
-                        row.update(status=f"error: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                try:
+                    calls[name] = _prepare_call(name, G, latent, reference, artifacts.get(name),
+                                                ctx, launch_us, row)
+                except torch.OutOfMemoryError:
+                    dead.add(name)
+                    row.update(status="oom")
+                    torch.cuda.empty_cache()
+                except Exception as exc:  # noqa: BLE001 - one backend failing is a row
+                    row.update(status=f"error: {type(exc).__name__}: {exc}"[:300])
+            _time_interleaved(calls, batch_rows, ctx, args.rounds)
+            for name in backends:
+                row = batch_rows[name]
                 _finish_row(row, nbytes, peak)
                 rows.append(row)
                 log(_line(row))
@@ -294,7 +302,8 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                     bulk_row = _bulk_row(name, artifacts[name], b, args.bulk_images, row,
                                          Path(tmp))
                     # the engine again, right after: load drifts over a long bulk run
-                    after = _measure(name, G, latent, reference, artifacts[name], ctx, None)
+                    after = {}
+                    _time_interleaved({name: calls[name]}, {name: after}, ctx, 1)
                     _judge_bulk(bulk_row, row, b / (after["p50_ms"] / 1e3))
                     rows.append(bulk_row)
                     log(_line(rows[-1]))
@@ -381,10 +390,12 @@ def _count_kernels(call, device: torch.device) -> int | None:
     return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
-def _measure(name: str, G, latent, reference, artifact: Artifact | None, ctx: Context,
-             launch_us: float | None) -> dict:
+def _prepare_call(name: str, G, latent, reference, artifact: Artifact | None, ctx: Context,
+                  launch_us: float | None, row: dict):
+    """Compile / open / warm up backend ``name`` for this batch and check its images; fills
+    ``row`` (compile or export seconds, engine, max_abs_diff, kernels) and returns
+    ``(call, host)``: the zero-argument call to time and whether it synchronises itself."""
     device = ctx.device
-    row: dict = {}
     host = name.startswith("ort-")
     if name == "eager":
         def call():
@@ -409,13 +420,12 @@ def _measure(name: str, G, latent, reference, artifact: Artifact | None, ctx: Co
     else:
         if artifact is None or artifact.error is not None:
             err = artifact.error if artifact is not None else "not prepared"
-            return {"status": f"unavailable: {type(err).__name__}: {err}"[:300]}
+            raise RuntimeError(f"unavailable: {type(err).__name__}: {err}")
         fn = artifact.call
         engine = artifact.engine
         if name == "ort-cuda-graph":
             fn, engine = _cuda_graph_call(Path(artifact.engine["model"]), latent["z"].shape[0],
                                           ctx.threads)
-
         inputs = latent  # torch tensors (aoti); ONNX Runtime gets numpy, converted once
         if host:
             inputs = {k: v.detach().cpu().numpy() for k, v in latent.items()}
@@ -432,11 +442,56 @@ def _measure(name: str, G, latent, reference, artifact: Artifact | None, ctx: Co
     if name in TORCH_BACKENDS and launch_us is not None:
         row["kernels"] = _count_kernels(call, device)
         row["launch_bound_ms"] = round(row["kernels"] * launch_us / 1e3, 4)
-    # ONNX Runtime takes and returns host numpy arrays: a synchronous call, timed on the host
-    timing = time_fn(call, device, ctx.threads, ctx.budget, host=host)
-    row.update(timing.as_row())
-    row["status"] = "ok"
-    return row
+    return call, host
+
+
+def _time_interleaved(calls: dict, rows: dict, ctx: Context, rounds: int) -> None:
+    """Time every prepared backend in ``rounds`` rounds (order reversed every other round),
+    each round a ``1/rounds`` share of the budget; per backend the samples of all rounds are
+    pooled into p20/p50/p80, so load that drifts during the batch hits every backend alike."""
+    from .common import TimingBudget, quantile
+
+    share = TimingBudget(min_run_time=ctx.budget.min_run_time / rounds,
+                         min_samples=-(-ctx.budget.min_samples // rounds),
+                         warmup_ms=ctx.budget.warmup_ms, rep_ms=ctx.budget.rep_ms)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    timers: dict[str, str] = {}
+    names = list(calls)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            call, host = calls[name]
+            try:
+                times, timers[name] = _time_samples(call, ctx, share, host)
+            except Exception as exc:  # noqa: BLE001 - one backend failing is a row
+                rows[name].update(status=f"error: {type(exc).__name__}: {exc}"[:300])
+                calls = {k: v for k, v in calls.items() if k != name}
+                continue
+            samples[name] += times
+    for name in calls:
+        ms = samples[name]
+        if rows[name].get("status", "").startswith("error"):
+            continue
+        rows[name].update(p20_ms=quantile(ms, 0.2), p50_ms=quantile(ms, 0.5),
+                          p80_ms=quantile(ms, 0.8), samples=len(ms),
+                          timer=f"{timers[name]}, {rounds} interleaved rounds", status="ok")
+
+
+def _time_samples(call, ctx: Context, budget, host: bool) -> tuple[list[float], str]:
+    """Raw per-call milliseconds of one timing block set (see :func:`common.time_fn`)."""
+    from .common import time_fn
+
+    if ctx.device.type == "cuda" and not host:  # do_bench reports quantiles, not samples
+        t = time_fn(call, ctx.device, ctx.threads, budget)
+        return [t.p20_ms, t.p50_ms, t.p80_ms], t.method
+    from torch.utils.benchmark import Timer
+
+    timer = Timer(stmt="fn()", globals={"fn": call}, num_threads=ctx.threads)
+    m = timer.blocked_autorange(min_run_time=budget.min_run_time)
+    times = list(m.times)
+    while len(times) < budget.min_samples:
+        times += timer.timeit(m.number_per_run).times
+    return ([t * 1e3 for t in times],
+            f"torch.utils.benchmark blocked_autorange ({m.number_per_run}/block)")
 
 
 def _cudagraph_state() -> str:

@@ -90,7 +90,7 @@ def test_bench_rows_carry_the_engine_choices():
     ctx = common.Context(device=torch.device("cpu"), threads=1,
                          budget=common.TimingBudget.quick(), quick=True, log=lambda *a: None)
     args = argparse.Namespace(model="dcgan", checkpoint=None, batches="1,9",
-                              inference_backends="eager,ort-cpu", bulk_images=300)
+                              inference_backends="eager,ort-cpu", bulk_images=300, rounds=2)
     result = inference.run(args, ctx)
     rows = {(r["backend"], r["batch"]): r for r in result.rows}
     assert set(rows) == {("eager", 1), ("eager", 9), ("ort-cpu", 1), ("ort-cpu", 9),
@@ -107,6 +107,7 @@ def test_bench_rows_carry_the_engine_choices():
         assert e["graph_optimization_level"] == "all" and e["threads"] == 1
         assert e["optimized_model"].endswith(".ort-all-cpu.onnx")
         assert rows["eager", b]["engine"]["engine"] == "eager"
+        assert "2 interleaved rounds" in rows["ort-cpu", b]["timer"]
     assert result.config["ratios"]["9"]["best"] == "ort-cpu"
     assert any(n.startswith("measured: batch 1:") for n in result.notes)
 
