@@ -340,7 +340,8 @@ def _bulk_row(name: str, artifact: Artifact, batch: int, n: int, engine_row: dic
     return {"model": engine_row["model"], "backend": f"bulk:{name}", "batch": batch,
             "images": n, "shards": shards, "shard_size": plan.shard_size,
             "images_per_s": summary["images_per_s"], "seconds": summary["seconds"],
-            "peak_rss_mb": summary["peak_rss_mb"], "engine": artifact.engine, "status": "ok"}
+            "engine_share": summary["engine_share"], "peak_rss_mb": summary["peak_rss_mb"],
+            "engine": artifact.engine, "status": "ok"}
 
 
 def _judge_bulk(bulk_row: dict, before: dict, after_ips: float) -> None:
@@ -562,8 +563,8 @@ def _line(row: dict) -> str:
                 f"{row['shards']} shards in {row['seconds']:.1f} s, "
                 f"{row['images_per_s']:,.0f} img/s = {row['vs_engine_row']:.0%} of the engine "
                 f"(timed before {row['engine_before_images_per_s']:,.0f}, after "
-                f"{row['engine_after_images_per_s']:,.0f} img/s), peak RSS "
-                f"{row['peak_rss_mb']:.0f} MB")
+                f"{row['engine_after_images_per_s']:,.0f} img/s); {row['engine_share']:.0%} of "
+                f"its wall time inside the engine; peak RSS {row['peak_rss_mb']:.0f} MB")
     if row.get("p50_ms") is None:
         return f"  {row['backend']:<15} batch {row['batch']:>5}: {row.get('status')}"
     extra = ""

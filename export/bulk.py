@@ -330,7 +330,9 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
                  progress: bool = True) -> dict:
     """Generate the images of shards ``todo`` with ``gen`` (a served generator: ``meta``,
     ``run(**feeds)``) and write them into ``out``; returns the run's summary (also saved
-    in ``bulk.json``): images generated, seconds, images_per_s, peak_rss_mb."""
+    in ``bulk.json``): images generated, seconds, images_per_s, engine_seconds (inside
+    ``gen.run``) and engine_share (of the wall time: 1 - the pipeline's own cost),
+    peak_rss_mb."""
     from tqdm import tqdm
 
     spec, output_range = gen.meta.latent, gen.meta.output_range
@@ -344,11 +346,15 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
                disable=not progress, desc=f"sampling into {out.name}", smoothing=0.1)
     stage = _Assembler(out, plan, todo, spec, output_range, bar.update)
     t0 = time.perf_counter()
+    engine_s = 0.0  # wall time inside gen.run: the rest is the pipeline's own cost
     try:
         for j in batches:  # the engine: each needed batch once, in order
             lo, hi = j * plan.batch, min((j + 1) * plan.batch, plan.n)
             feeds = latents(spec, plan.seed, lo, hi, plan.label)
-            stage.put(j, gen.run(**feeds), feeds)
+            t_run = time.perf_counter()
+            images = gen.run(**feeds)
+            engine_s += time.perf_counter() - t_run
+            stage.put(j, images, feeds)
         stage.close()
     except BaseException:
         stage.abort()  # the engine's own error (or an interrupt) is the one to report
@@ -359,6 +365,8 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
     summary = {"generated": todo_images, "resumed_shards": plan.shards - len(todo),
                "seconds": round(seconds, 3),
                "images_per_s": round(todo_images / seconds, 1) if seconds > 0 else None,
+               "engine_seconds": round(engine_s, 3),
+               "engine_share": round(engine_s / seconds, 3) if seconds > 0 else None,
                "peak_rss_mb": round(peak_rss_mb(), 1)}
     _write_json(out / MANIFEST, {**doc, "status": "complete", **summary})
     return summary

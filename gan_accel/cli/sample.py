@@ -441,7 +441,8 @@ def bulk_main(args, out: Path) -> int:
     summary = bulk.write_shards(gen, out, plan, todo, ident, model=model,
                                 progress=not opts["no_progress"])
     print(f"wrote {summary['generated']:,} images to {out} in {summary['seconds']:.1f} s: "
-          f"{summary['images_per_s']:,.0f} images/s ({kind}, batch {plan.batch}); peak RSS "
+          f"{summary['images_per_s']:,.0f} images/s ({kind}, batch {plan.batch}; "
+          f"{summary['engine_share']:.0%} of the time in the engine); peak RSS "
           f"{summary['peak_rss_mb']:.0f} MB")
     return 0
 

@@ -90,6 +90,8 @@ def test_same_images_whatever_the_shard_size(tiny, tmp_path, capsys):
                                   ref["images"][1500:1600])
     manifest = json.loads((tmp_path / "s300" / "bulk.json").read_text())
     assert manifest["status"] == "complete" and manifest["generated"] == 2500
+    assert 0 < manifest["engine_seconds"] <= manifest["seconds"]
+    assert 0 < manifest["engine_share"] <= 1
     assert manifest["engine"]["graph_optimization_level"] == "all"  # engine choices recorded
     assert manifest["engine"]["intra_op_threads"] == 1
 
