@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .. import __version__
@@ -191,7 +192,8 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             out = self._phase_loss(ph, batch)
-        except torch._dynamo.exc.Unsupported as exc:  # a graph break under fullgraph=True
+        except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError) as exc:
+            # a graph break (or a data-dependent branch) under fullgraph=True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--compile: the {ph.name} phase of {self.cfg.model} does not "
                             f"compile to one graph ({first}); train without --compile or "
@@ -240,6 +242,16 @@ class Trainer:
             self.ema.update(self.variant.G, self.pos.step * images, images)
         return logs
 
+    def _share_rank0_buffers(self) -> None:
+        """End of a distributed run: every rank holds rank 0's buffers (BatchNorm statistics
+        of its last phase, the EMA generator's re-estimated statistics), as in the checkpoint."""
+        if self.ema is not None:
+            self.ema.calibrated(self.variant.latent)
+        modules = [self.variant] + ([self.ema] if self.ema is not None else [])
+        for module in modules:
+            for b in module.buffers():
+                dist.broadcast(b, 0)
+
     def check_finite(self) -> None:
         """Raise :class:`Diverged` if any step so far had a non-finite loss or gradient.
 
@@ -262,12 +274,16 @@ class Trainer:
             total = min(total, cfg.max_steps)
         self._say_setup(total)
         self._t_fit, self.excluded_seconds = time.perf_counter(), 0.0
+        if self.pos.batch >= per_epoch:  # resumed from the checkpoint at an epoch's last step
+            self._end_epoch()
         while self.pos.step < total:
             try:
                 self._run_until(total)
                 self.check_finite()
             except Diverged as exc:
                 self._handle_divergence(exc)
+        if self.ddp is not None:
+            self._share_rank0_buffers()
         if self.rank == 0:
             self.save()
             self._write_artifacts()

@@ -86,10 +86,7 @@ class BranchGAN(GAN):
 
 @pytest.mark.parametrize("variant", [
     HostListGAN,
-    pytest.param(BranchGAN, marks=pytest.mark.xfail(
-        strict=True, reason="Trainer._first_call turns only torch._dynamo.exc.Unsupported "
-        "into a UserError; a data-dependent branch raises torch._dynamo.exc.UserError, which "
-        "escapes as a traceback")),
+    BranchGAN,
 ])
 def test_a_graph_break_under_compile_is_a_one_line_error(tmp_path, capsys, monkeypatch,
                                                          variant):

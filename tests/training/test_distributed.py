@@ -113,10 +113,6 @@ def test_ranks_hold_identical_parameters_and_optimizer_state(ddp_run, case):
         assert steps == [STEPS if phase != "G" else math.ceil(STEPS / preset.n_critic)], phase
 
 
-@pytest.mark.xfail(strict=True, reason="after the last phase each rank keeps the BatchNorm "
-                   "statistics of its own shard (and rank 0 alone re-estimates the EMA "
-                   "generator's); the trainer does not broadcast rank 0's buffers when a "
-                   "run ends")
 @pytest.mark.parametrize("case", CASES)
 def test_ranks_hold_identical_buffers(ddp_run, case):
     (r0, r1), _ = ranks(ddp_run, case)

@@ -105,10 +105,7 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(kill_run
 
 @pytest.mark.parametrize("kill", [
     *[k for k in KILL_POINTS if KILL_POINTS[k][1] is not None],
-    pytest.param("ckpt-00000012*.safetensors#2", marks=pytest.mark.xfail(
-        strict=True, reason="resumed from a checkpoint of the run's last step, fit() skips "
-        "the last epoch's end (its scheduler step, epoch counters and row): Trainer.fit "
-        "runs _run_until only while pos.step < total")),
+    "ckpt-00000012*.safetensors#2",
 ])
 def test_sigkill_then_resume_ends_with_the_same_checkpoint(kill_runs, kill):
     """The resumed run's last checkpoint equals the uninterrupted run's in full: every
