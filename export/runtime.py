@@ -331,19 +331,29 @@ class OnnxGenerator(ServedGenerator):
             if gpu in wanted and gpu not in self.providers:
                 print(f"note: {self.path.name}: {gpu} did not start; running on "
                       f"{self.providers[0]}", file=sys.stderr)
-        props = self.session.get_modelmeta().custom_metadata_map
         try:
-            self.meta = ModelMeta.from_props(props, str(self.path))
-        except ValueError as exc:
-            raise ModelFileError(str(exc)) from None
-        names = [i.name for i in self.session.get_inputs()]
-        if names != self.meta.input_names:
-            raise ModelFileError(f"{self.path}: graph inputs {names} do not match its "
-                                 f"metadata {self.meta.input_names}; re-export it")
-        self.input_names = names
+            self.meta, self.input_names = self._checked_meta()
+        except ModelFileError:
+            if saved is not None:  # a refused model leaves nothing behind
+                saved.unlink(missing_ok=True)
+            raise
         self.on_cuda = self.providers[0] in (CUDA, TENSORRT)
         self.cuda_graph_batch = cuda_graph_batch if self.on_cuda else None
         self.engine = self._describe(saved, note)
+
+    def _checked_meta(self) -> tuple[ModelMeta, list[str]]:
+        """The model's gan-accel metadata, and its graph inputs, which must be the ones the
+        metadata names (ModelFileError otherwise)."""
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            meta = ModelMeta.from_props(props, str(self.path))
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
+        names = [i.name for i in self.session.get_inputs()]
+        if names != meta.input_names:
+            raise ModelFileError(f"{self.path}: graph inputs {names} do not match its "
+                                 f"metadata {meta.input_names}; re-export it")
+        return meta, names
 
     def _describe(self, saved: Path | None, note: str | None) -> dict:
         """Every engine choice, as the session holds it (recorded by bench and bulk runs)."""
