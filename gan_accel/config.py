@@ -73,6 +73,10 @@ class TrainConfig:
     info_phase: str = _opt("third", "InfoGAN: the info loss in a third phase with its own Adam "
                            "over G + D (the seed), or joint: added to the G and D losses (the "
                            "InfoGAN paper)", choices=("third", "joint"))
+    info_cluster_weight: float = _opt(0.0, "InfoGAN: weight of a clustering term on real "
+                                      "images: Q's code confident per image, used evenly over "
+                                      "the batch, and unchanged by a small affine transform "
+                                      "(0: off)", min=0.0)
     info_head: str = _opt("conv", "InfoGAN Q head: the seed's 4x4 conv heads on D's trunk, or "
                           "fc: the paper's FC(128) + BN + LeakyReLU layer before them",
                           choices=("conv", "fc"))

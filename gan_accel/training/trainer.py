@@ -219,9 +219,8 @@ class Trainer:
             if step % ph.every:
                 continue
             latent = self.variant.latent.sample(real.shape[0], self.device, self.noise)
-            aug = self.variant.augment
             batch = Batch(real, labels, latent,
-                          aug.draw(real.shape[0], self.device, self.noise) if aug else None)
+                          self.variant.draw(real.shape[0], self.device, self.noise))
             with torch.profiler.record_function(f"{ph.name}_step"):
                 with self._autocast():
                     if ph.name in self.first_call_seconds:

@@ -16,6 +16,7 @@ no RNG. Each call that shows images to D uses its own view ``u[i]``.
 from __future__ import annotations
 
 import enum
+import math
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ class Transform(enum.Enum):
     TRANSLATION = "translation"  # shift by up to 1/8 of the side, background fills in
     CUTOUT = "cutout"  # a square of half the side set to the background
     COLOR = "color"  # brightness +-1/4 of the range width, contrast x[0.5, 1.5]
+    AFFINE = "affine"  # rotation by up to +-15 degrees, scale x[0.9, 1.1], about the centre
 
 
 # columns of u: [apply, a, b] per transform
@@ -36,6 +38,8 @@ PARAMS = PARAMS_PER_TRANSFORM * len(Transform)
 VIEWS = 3  # images D sees per phase at most: real, fake, interpolates
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
+MAX_ROTATION = math.radians(15.0)
+SCALE_RANGE = (0.9, 1.1)
 
 
 def parse_policy(text: str) -> tuple[Transform, ...]:
@@ -79,6 +83,18 @@ def cutout(x: Tensor, cy: Tensor, cx: Tensor, on: Tensor, background: float) -> 
     return torch.where(hole, torch.full_like(x, background), x)
 
 
+def affine(x: Tensor, angle: Tensor, scale: Tensor, background: float) -> Tensor:
+    """Rotate each image by ``angle`` [B] radians and scale it by ``scale`` [B] about its
+    centre (bilinear); pixels from outside the image are the background."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # the inverse map
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1),
+                         torch.stack([sin, cos, zero], 1)], 1)  # [B, 2, 3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False) + background
+
+
 def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_range: OutputRange,
                  p: Tensor | float = 1.0) -> Tensor:
     """Apply ``policy`` to ``x`` [B, C, H, W] with per-sample parameters ``u`` [B, PARAMS].
@@ -97,6 +113,11 @@ def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_ran
             contrast = (b + 0.5)[:, None, None, None]  # x [0.5, 1.5] about the image mean
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = torch.where(on[:, None, None, None], (x - mean) * contrast + mean + bright, x)
+        elif t is Transform.AFFINE:
+            angle = (2 * a - 1) * MAX_ROTATION * on
+            lo_s, hi_s = SCALE_RANGE
+            scale = torch.where(on, lo_s + (hi_s - lo_s) * b, torch.ones_like(b))
+            x = torch.where(on[:, None, None, None], affine(x, angle, scale, background), x)
         elif t is Transform.TRANSLATION:
             s = int(max(H, W) * TRANSLATION_RATIO + 0.5)
             dy = ((a * (2 * s + 1)).floor().long() - s) * on  # [B] in [-s, s]

@@ -101,6 +101,11 @@ class Variant(nn.Module, ABC):
     def generate(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.G(**latent)
 
+    def draw(self, batch: int, device, generator: torch.Generator) -> torch.Tensor | None:
+        """The per-phase uniforms the losses use (``Batch.aug``): augmentation draws, or
+        None when nothing is random beyond the latent."""
+        return self.augment.draw(batch, device, generator) if self.augment else None
+
     def seen(self, x: torch.Tensor, b: Batch, view: int) -> torch.Tensor:
         """``x`` as D sees it: augmented with the phase's ``view``-th draw when augmenting."""
         if self.augment is None or b.aug is None:

@@ -21,7 +21,12 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..latent import LatentSpec
 from ..models.infogan import InfoGANDiscriminator, InfoGANGenerator
+from .augment import Augment, Transform
 from .base import Batch, Logs, Phase, Variant
+
+# the transforms a real digit's code must survive in the clustering term, and the draw used
+CLUSTER_TRANSFORMS = (Transform.TRANSLATION, Transform.AFFINE)
+CLUSTER_VIEW = 2
 
 
 def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -31,6 +36,27 @@ def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     below = ((ink[None, :] < ink[:, None]) & same).sum(1).to(ink.dtype)
     count = same.sum(1).to(ink.dtype)
     return (2 * below + 1) / count - 1
+
+
+def clustering_loss(logits: torch.Tensor, moved_logits: torch.Tensor
+                    ) -> tuple[torch.Tensor, Logs]:
+    """Q as a clustering of real images (the IMSAT objective), from its code logits [B, cat]
+    and its logits on transformed copies of the same images.
+
+    Minimises each image's code entropy (confident codes), maximises the entropy of the
+    batch-average code (every code used), and keeps each image's code when it is moved:
+    ``KL(p || q)`` with the untransformed prediction ``p`` as the target.
+    """
+    p = F.softmax(logits, dim=1)
+    logp = F.log_softmax(logits, dim=1)
+    per_image = -(p * logp).sum(1).mean()
+    marginal = p.mean(0)
+    balance = -(marginal * torch.log(marginal.clamp_min(1e-12))).sum()
+    logq = F.log_softmax(moved_logits, dim=1)
+    consistency = (p.detach() * (logp.detach() - logq)).sum(1).mean()
+    loss = per_image - balance + consistency
+    return loss, {"cluster_entropy": per_image.detach(), "cluster_balance": balance.detach(),
+                  "cluster_consistency": consistency.detach()}
 
 
 class InfoGAN(Variant):
@@ -88,11 +114,32 @@ class InfoGAN(Variant):
         loss, logs = self.info_terms(q, b)
         return self.real_code_terms(loss, logs, b)
 
+    @property
+    def cluster_augment(self) -> Augment:
+        return Augment(CLUSTER_TRANSFORMS, self.output_range)
+
+    def draw(self, batch: int, device, generator: torch.Generator) -> torch.Tensor | None:
+        if self.cfg.info_cluster_weight > 0 and self.augment is None:
+            return self.cluster_augment.draw(batch, device, generator)
+        return super().draw(batch, device, generator)
+
+    def cluster_terms(self, cat_logits: torch.Tensor, b: Batch) -> tuple[torch.Tensor, Logs]:
+        """:func:`clustering_loss` of Q's categorical logits on ``b.real`` and on a randomly
+        shifted, rotated and scaled copy of it."""
+        moved = self.cluster_augment(b.real, b.aug[CLUSTER_VIEW])
+        return clustering_loss(cat_logits, self.D.heads(moved).cat_logits)
+
     def real_code_terms(self, loss: torch.Tensor, logs: Logs, b: Batch):
-        """``--supervised-code`` / ``--thickness-guidance``: Q's terms on real images."""
+        """Q's terms on real images: ``--supervised-code``, ``--thickness-guidance``,
+        ``--info-cluster-weight``."""
         w = self.cfg.info_cont_weight
-        if self.cfg.supervised_code or self.cfg.thickness_guidance:
+        cfg = self.cfg
+        if cfg.supervised_code or cfg.thickness_guidance or cfg.info_cluster_weight:
             qr = self.D.heads(self.seen(b.real, b, 1))
+            if cfg.info_cluster_weight:
+                cluster, clogs = self.cluster_terms(qr.cat_logits, b)
+                loss = loss + cfg.info_cluster_weight * cluster
+                logs.update(clogs)
             if self.cfg.supervised_code:
                 sup = F.cross_entropy(qr.cat_logits, b.labels)
                 loss = loss + sup

@@ -40,12 +40,15 @@ def test_pixels_moved_or_cut_in_are_the_background(output_range):
     background (0 for [0, 1], -1 for [-1, 1]), not a grey that would mark fakes or reals."""
     lo, _ = output_range.bounds
     blank = torch.full((16, 1, 28, 28), lo)
-    out = diff_augment(blank, _u(16), (Transform.TRANSLATION, Transform.CUTOUT), output_range)
+    out = diff_augment(blank, _u(16), (Transform.TRANSLATION, Transform.CUTOUT,
+                                       Transform.AFFINE), output_range)
     assert torch.equal(out, blank)
     # and a white image gets background pixels where translation uncovers the border
     white = torch.ones(16, 1, 28, 28)
     shifted = diff_augment(white, _u(16, 1), (Transform.TRANSLATION,), output_range)
     assert (shifted == lo).any() and set(shifted.unique().tolist()) <= {lo, 1.0}
+    turned = diff_augment(white, _u(16, 1), (Transform.AFFINE,), output_range)
+    assert turned.min() < 1.0 and turned.min() >= lo - 1e-6  # corners come in as background
 
 
 @pytest.mark.parametrize("output_range", list(OutputRange))

@@ -181,3 +181,29 @@ def test_fc_q_head_is_the_papers_layer_before_the_heads():
     q = v.D.heads(batch(v).real)
     assert q.cat_logits.shape == (16, 10) and q.cont_mu.shape == (16, 2)
     assert count_params(make().D) == 166_796  # the default stays the seed's head
+
+
+def test_clustering_loss_prefers_confident_evenly_used_codes_that_survive_a_move():
+    from gan_accel.variants.infogan import clustering_loss
+
+    eye = torch.eye(10).repeat(2, 1) * 20  # [20, 10]: confident, every code used twice
+    confident_even, _ = clustering_loss(eye, eye)
+    uniform, _ = clustering_loss(torch.zeros(20, 10), torch.zeros(20, 10))
+    collapsed, _ = clustering_loss(eye[0].repeat(20, 1), eye[0].repeat(20, 1))  # one code
+    moved_away, _ = clustering_loss(eye, eye.roll(1, dims=1))
+    assert float(confident_even) < float(uniform) and float(confident_even) < float(collapsed)
+    assert float(moved_away) > float(confident_even) + 10  # the code changed under the move
+    torch.testing.assert_close(confident_even, torch.tensor(-torch.log(torch.tensor(10.0))),
+                               atol=1e-3, rtol=0)
+
+
+def test_cluster_term_trains_q_on_real_images():
+    v = make(info_cluster_weight=1.0)
+    b = batch(v)
+    b = b._replace(aug=v.draw(16, "cpu", torch.Generator().manual_seed(3)))
+    loss, logs = v.info_loss(b)
+    assert {"cluster_entropy", "cluster_balance", "cluster_consistency"} <= set(logs)
+    plain, _ = make().info_loss(b._replace(aug=None))
+    loss.backward()
+    assert v.D.q_cat.bias.grad.abs().sum() > 0
+    assert float(loss) != float(plain)
