@@ -22,6 +22,7 @@ markdown table and the FID-vs-seconds PNG drawn from it (``bench.report``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 import tempfile
@@ -131,7 +132,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "2000; --quick: 200)")
     g.add_argument("--kid-subsets", type=int, default=None, metavar="N",
                    help="KID subsets of the final evaluation (default: 100; --quick: 10)")
-    g.add_argument("--seed", type=int, default=0, help="training and evaluation seed")
+    g.add_argument("--seeds", default="0", metavar="N,...",
+                   help="training and evaluation seeds, one run each (rows give the mean and "
+                        "minimum over seeds in the notes; default: 0)")
+    g.add_argument("--tag", default="", metavar="TEXT",
+                   help="appended to the result file's name (e.g. when the variants are split "
+                        "across processes)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset field for every variant, e.g. --set ema=0 (the "
                         "rows then no longer measure the shipped presets; said in the notes)")
@@ -221,7 +227,7 @@ class QualityEvaluator:
 
 
 def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: dict,
-                evaluator_factory=QualityEvaluator) -> tuple[dict, dict]:
+                evaluator_factory=QualityEvaluator, seed: int = 0) -> tuple[dict, dict]:
     """Train and evaluate one variant in one mode: (table row, full evaluation dict)."""
     from gan_accel.config import TrainConfig
     from gan_accel.evaluation import evaluate_variant
@@ -230,7 +236,7 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     extra = {"epochs": args.epochs} if args.epochs else {}
     steps = s["steps"] or (0 if args.epochs else preset_steps(model, args.dataset))
     cfg = TrainConfig.preset(model, max_steps=steps, dataset=args.dataset,
-                             data_dir=args.data_dir, seed=args.seed, device=args.device,
+                             data_dir=args.data_dir, seed=seed, device=args.device,
                              out=str(run_dir), progress=False, log_every=10_000,
                              compile=mode == "compiled", eval_samples=s["eval_n"],
                              **{**extra, **overrides})
@@ -249,10 +255,10 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     probe = {k: s[k] for k in ("probe_train", "probe_test") if s[k]}
     full = evaluate_variant(_sampling_variant(trainer), args.dataset, s["eval_n"],
                             data_dir=args.data_dir, device=trainer.device,
-                            kid_subsets=s["kid_subsets"], seed=args.seed,
+                            kid_subsets=s["kid_subsets"], seed=seed,
                             probe_epochs=s["probe_epochs"], **probe)
     eval_s = time.perf_counter() - t0
-    row = {"model": model, "mode": mode, "status": "ok", "steps": summary["steps"],
+    row = {"model": model, "mode": mode, "seed": seed, "status": "ok", "steps": summary["steps"],
            "epochs_done": round(summary["steps"] / steps_per_epoch, 2),
            **{k: full.get(k) for k in ROW_KEYS}}
     row["targets"] = targets(model, row)
@@ -298,6 +304,7 @@ def run(args: argparse.Namespace) -> dict:
     models = _names(args.models, list(VARIANTS), ["dcgan"] if args.quick else list(VARIANTS),
                     "--models")
     modes = _names(args.modes, MODES, ["eager"], "--modes")
+    seeds = _seeds(args.seeds)
     s = _settings(args)
     overrides = _overrides(args.set)
     log = print
@@ -308,29 +315,30 @@ def run(args: argparse.Namespace) -> dict:
         runs_dir = Path(tmp)
     rows, details = [], {}
     try:
-        for model in models:
-            for mode in modes:
-                name = model if mode == "eager" else f"{model}-{mode}"
-                log(f"quality: {name}: training on {args.dataset} ...", flush=True)
-                try:
-                    row, full = run_variant(model, mode, args, s, runs_dir / name, overrides)
-                except Exception as exc:  # noqa: BLE001 - one variant failing must not end the run
-                    from gan_accel.errors import UserError
+        for model, mode, seed in itertools.product(models, modes, seeds):
+            name = model if mode == "eager" else f"{model}-{mode}"
+            name += f"-seed{seed}" if len(seeds) > 1 else ""
+            log(f"quality: {name}: training on {args.dataset} ...", flush=True)
+            try:
+                row, full = run_variant(model, mode, args, s, runs_dir / name, overrides,
+                                        seed=seed)
+            except Exception as exc:  # noqa: BLE001 - one variant failing must not end the run
+                from gan_accel.errors import UserError
 
-                    if isinstance(exc, UserError) and len(models) * len(modes) == 1:
-                        raise
-                    traceback.print_exc()
-                    row, full = {"model": model, "mode": mode,
-                                 "status": f"error: {exc}"[:200]}, {}
-                rows.append(row)
-                details[name] = full
-                if row["status"] == "ok":
-                    ttq = row["ttq_all_s"]
-                    log(f"quality: {name}: FID {row['fid']:.2f} ({row['fid_ratio']:.1f}x "
-                        f"floor), {row['classes_present']}/10 classes, largest "
-                        f"{row['largest_class_share']:.1%}, train {row['train_s']} s; "
-                        f"targets {row['targets']}; all met at "
-                        f"{'-' if ttq is None else f'{ttq} s'}", flush=True)
+                if isinstance(exc, UserError) and len(models) * len(modes) == 1:
+                    raise
+                traceback.print_exc()
+                row, full = {"model": model, "mode": mode, "seed": seed,
+                             "status": f"error: {exc}"[:200]}, {}
+            rows.append(row)
+            details[name] = full
+            if row["status"] == "ok":
+                ttq = row["ttq_all_s"]
+                log(f"quality: {name}: FID {row['fid']:.2f} ({row['fid_ratio']:.1f}x "
+                    f"floor), {row['classes_present']}/10 classes, largest "
+                    f"{row['largest_class_share']:.1%}, train {row['train_s']} s; "
+                    f"targets {row['targets']}; all met at "
+                    f"{'-' if ttq is None else f'{ttq} s'}", flush=True)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -339,10 +347,10 @@ def run(args: argparse.Namespace) -> dict:
         f"{args.epochs} epochs" if args.epochs else "each preset's own epochs" if
         args.dataset == "mnist-5k" else "each preset's steps on the embedded subset")
     notes = [
-        f"every variant trained with its preset ({budget}) on {args.dataset}, seed "
-        f"{args.seed}, modes {', '.join(modes)}; then {s['eval_n']} generated images (the "
-        f"EMA generator) compared with {s['eval_n']} real ones in the reference "
-        "classifier's 128-d feature space",
+        f"every variant trained with its preset ({budget}) on {args.dataset}, seeds "
+        f"{', '.join(map(str, seeds))}, modes {', '.join(modes)}; then {s['eval_n']} "
+        f"generated images (the EMA generator) compared with {s['eval_n']} real ones in the "
+        "reference classifier's 128-d feature space",
         "fid_floor / kid_floor: the same metric between two disjoint real sets of that size "
         "(what a perfect generator would score); fid_ratio = fid / fid_floor",
         "classes / largest share: the reference classifier's predictions on generated images; "
@@ -360,10 +368,48 @@ def run(args: argparse.Namespace) -> dict:
     ]
     if overrides:
         notes.append(f"preset fields overridden for every variant: {overrides}")
+    notes += seed_summaries(rows) if len(seeds) > 1 else []
     config = {"models": models, "modes": modes, "epochs": args.epochs, **s,
-              "dataset": args.dataset, "seed": args.seed, "device": args.device,
+              "dataset": args.dataset, "seeds": seeds, "device": args.device,
               "overrides": overrides}
     return {"config": config, "rows": rows, "notes": notes, "details": details}
+
+
+def _seeds(text: str) -> list[int]:
+    from gan_accel.errors import UserError
+
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UserError(f"--seeds {text!r}: give distinct non-negative integers, e.g. 0,1,2")
+    return seeds
+
+
+SEED_METRICS = ("fid_ratio", "largest_class_share", "label_accuracy", "code_accuracy")
+
+
+def seed_summaries(rows: list[dict]) -> list[str]:
+    """One note per variant and mode run with several seeds: mean and worst of each metric."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r.get("status") == "ok":
+            groups.setdefault((r["model"], r["mode"]), []).append(r)
+    notes = []
+    for (model, mode), group in groups.items():
+        parts = []
+        for key in SEED_METRICS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            if values:
+                worst = max(values) if key in ("fid_ratio", "largest_class_share") else \
+                    min(values)
+                parts.append(f"{key} mean {sum(values) / len(values):.4g}, worst "
+                             f"{worst:.4g}")
+        met = sum(r["targets"] == "met" for r in group)
+        notes.append(f"{model} ({mode}) over seeds {[r['seed'] for r in group]}: "
+                     f"{'; '.join(parts)}; targets met in {met}/{len(group)}")
+    return notes
 
 
 def _cgan_vs_dcgan(rows: list[dict]) -> None:
@@ -372,7 +418,7 @@ def _cgan_vs_dcgan(rows: list[dict]) -> None:
         if r.get("model") != "cgan" or r.get("status") != "ok":
             continue
         ref = next((d for d in rows if d.get("model") == "dcgan" and d.get("mode") == r["mode"]
-                    and d.get("status") == "ok"), None)
+                    and d.get("seed") == r.get("seed") and d.get("status") == "ok"), None)
         if ref is not None and r["fid"] > ref["fid"]:
             extra = f"FID {r['fid']:.1f} > dcgan's {ref['fid']:.1f}"
             r["targets"] = (f"{r['targets']}; {extra}" if r["targets"].startswith("missed")
@@ -398,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(out["config"])
-    tag = "" if args.dataset == "mnist-5k" else args.dataset
+    tag = "-".join(t for t in ("" if args.dataset == "mnist-5k" else args.dataset, args.tag)
+                   if t)
     result = Result("quality", config, out["rows"], out["notes"], tag=tag)
     write_result(result, env, args.out_dir or DEFAULT_OUT, args.quick)
     return 0 if all(r["status"] == "ok" for r in out["rows"]) else 1

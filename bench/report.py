@@ -35,7 +35,8 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                 ("GB/s", "gbps"), ("BW fraction", "bw_fraction"), ("status", "status")],
     "profile": [("kind", "kind"), ("name", "name"), ("calls", "calls"),
                 ("self ms", "self_ms"), ("total ms", "total_ms")],
-    "quality": [("model", "model"), ("mode", "mode"), ("steps", "steps"), ("FID", "fid"),
+    "quality": [("model", "model"), ("mode", "mode"), ("seed", "seed"), ("steps", "steps"),
+                ("FID", "fid"),
                 ("FID / floor", "fid_ratio"), ("KID", "kid"), ("classes", "classes_present"),
                 ("largest share", "largest_class_share"), ("label acc", "label_accuracy"),
                 ("code acc", "code_accuracy"), ("D probe", "d_probe_accuracy"),
@@ -252,6 +253,8 @@ def _plot_quality(plt, docs):
             color = colors.setdefault(r["model"], f"C{len(colors) % 10}")
             style = "-" if r.get("mode", "eager") == "eager" else "--"
             label = f"{r['model']} {r.get('mode', '')}".strip()
+            if len({row.get("seed") for row in d["rows"]}) > 1:
+                label += f" seed {r['seed']}"
             if len(docs) > 1:
                 label += f" [{labels[i]}]"
             ax.plot(*zip(*pts, strict=True), style, color=color, marker="o", ms=2.5, lw=1.2,

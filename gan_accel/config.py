@@ -13,6 +13,8 @@ from .errors import OneLineParser, UserError
 from .kernels._launch import IMPLS
 from .latent import ZDist
 
+RECIPES = ("tuned", "reference")  # a variant's preset, or its paper/seed hyperparameters
+
 
 def _opt(default, help: str, choices=None, **kw):
     return field(default=default, metadata={"help": help, "choices": choices, **kw})
@@ -24,6 +26,9 @@ class TrainConfig:
 
     # what to train, on what
     model: str = _opt("dcgan", "GAN variant to train")
+    recipe: str = _opt("tuned", "hyperparameters: tuned (the preset, measured on the embedded "
+                       "subset) or reference (the paper's / seed's, 5 epochs unless given)",
+                       choices=RECIPES)
     dataset: str = _opt("mnist-5k", "dataset: embedded subset, full MNIST or Fashion-MNIST",
                         choices=DATASETS)
     data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
@@ -110,12 +115,15 @@ class TrainConfig:
 
     # -----------------------------------------------------------------------------------------
     @classmethod
-    def preset(cls, model: str, **overrides) -> TrainConfig:
-        """The named preset for ``model`` (the variant's published hyperparameters)."""
+    def preset(cls, model: str, recipe: str = "tuned", **overrides) -> TrainConfig:
+        """``model``'s tuned preset, or with ``recipe="reference"`` its paper/seed recipe."""
         from .variants import get_variant
 
+        if recipe not in RECIPES:
+            raise UserError(f"--recipe {recipe!r} is not one of {', '.join(RECIPES)}")
         variant = get_variant(model)
-        values = {"model": model, "out": f"runs/{model}", **variant.preset, **overrides}
+        chosen = variant.preset if recipe == "tuned" else variant.reference or variant.preset
+        values = {"model": model, "recipe": recipe, "out": f"runs/{model}", **chosen, **overrides}
         cfg = cls(**values)
         cfg.validate()
         return cfg
@@ -180,10 +188,11 @@ def config_from_args(argv, prog: str, description: str, extra=None):
 
     pre = OneLineParser(add_help=False)
     pre.add_argument("--model", default="dcgan")
+    pre.add_argument("--recipe", default="tuned")
     known, _ = pre.parse_known_args(argv)
     if known.model not in VARIANTS:
         raise UserError(f"unknown model {known.model!r}; choose one of {', '.join(VARIANTS)}")
-    defaults = TrainConfig.preset(known.model)
+    defaults = TrainConfig.preset(known.model, known.recipe)
     parser = OneLineParser(prog=prog, description=description)
     add_config_arguments(parser, defaults)
     if extra:

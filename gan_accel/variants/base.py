@@ -56,6 +56,10 @@ class Variant(nn.Module, ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
+    # ``reference``: the paper's / seed's hyperparameters (``--recipe reference``).
+    # ``preset``: the default recipe, ``reference`` plus the departures measured on the
+    # embedded subset (each stated where the variant sets it); it carries its own epochs.
+    reference: ClassVar[dict] = {}
     preset: ClassVar[dict] = {}
     loss: ClassVar[AdversarialLoss] = BCE()
     output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it

@@ -36,10 +36,11 @@ class BEGAN(Variant):
     # diverse setting) instead of its 1e-4 and 0.5: the values the benchmarked runs use. With
     # the paper's values (on the earlier paper-style nets) runs of a few thousand steps stayed
     # on blurry samples, the equilibrium already met and k_t at 0.
-    preset = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
-                  plateau_factor=0.5, plateau_patience=5, latent_dim=32, latent_dist="uniform",
-                  spectral_norm=False, d_batch_norm=False, began_gamma=1.0,
-                  began_lambda_k=1e-3)
+    reference = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
+                     plateau_factor=0.5, plateau_patience=5, latent_dim=32, latent_dist="uniform",
+                     spectral_norm=False, d_batch_norm=False, began_gamma=1.0,
+                     began_lambda_k=1e-3)
+    preset = reference
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__(cfg, ops)

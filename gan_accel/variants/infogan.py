@@ -65,10 +65,11 @@ class InfoGAN(Variant):
     # The seed: Adam 5e-4 for D, 2e-4 for G, 1e-4 for the info (Q-G) phase, betas
     # (0.5, 0.99), batch 64, real label 0.9, ReduceLROnPlateau(0.8, 5), z ~ U(-1, 1)^10,
     # SN + BN in D, continuous-code weight 0.1 (3-head MSE; --info-cont-loss nll: 4 heads).
-    preset = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
-                  real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
-                  latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
-                  info_cont_loss="mse", info_cont_weight=0.1)
+    reference = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
+                     real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
+                     latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
+                     info_cont_loss="mse", info_cont_weight=0.1)
+    preset = reference
     cat_dim, cont_dim = 10, 2
 
     def latent_spec(self) -> LatentSpec:

@@ -10,9 +10,10 @@ class SNGAN(DCGAN):
     loss = Hinge()  # the SN-GAN paper's loss
     # The SN-GAN paper's setting C for its standard CNN: Adam lr 2e-4, betas (0.5, 0.999),
     # n_dis 1; D is the seed's DCGAN D with SN only (141,824 parameters).
-    preset = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
-                  plateau_factor=1.0, latent_dim=16, latent_dist="normal",
-                  spectral_norm=True, d_batch_norm=False)
+    reference = dict(lr_d=2e-4, lr_g=2e-4, beta1=0.5, beta2=0.999, batch_size=64, real_label=1.0,
+                     plateau_factor=1.0, latent_dim=16, latent_dist="normal",
+                     spectral_norm=True, d_batch_norm=False)
+    preset = reference
 
 
 VARIANT = SNGAN

@@ -22,9 +22,14 @@ class WGANGP(DCGAN):
     loss = Wasserstein()
     # The WGAN-GP paper (Algorithm 1): lambda 10, n_critic 5, Adam lr 1e-4, betas (0, 0.9),
     # batch 64; no BN in the critic (the penalty is per sample); constant learning rate.
-    preset = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,
-                  batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
-                  latent_dist="normal", spectral_norm=False, d_batch_norm=False)
+    reference = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,
+                     batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                     latent_dist="normal", spectral_norm=False, d_batch_norm=False)
+    # Departures, measured on the embedded subset: n_critic 2 and Adam 6e-4 for both nets
+    # (betas and lambda as the paper), 40 epochs: FID 22.9, largest class share 13.5%. With the
+    # paper's n_critic 5 and 1e-4, 30 epochs are only 468 G steps (FID 458, 9 classes);
+    # n_critic 2 at 3e-4 reached FID 51 in 40 epochs.
+    preset = {**reference, "n_critic": 2, "lr_d": 6e-4, "lr_g": 6e-4, "epochs": 40}
 
     def build_discriminator(self):
         if self.cfg.d_batch_norm:

@@ -399,8 +399,8 @@ def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
                                "train_seconds": round(trainer.train_seconds(), 2), **result})
             return result
 
-    args = SimpleNamespace(epochs=None, dataset="mnist-5k", data_dir=None, seed=0,
-                           device="cpu", eval_every=2)
+    args = SimpleNamespace(epochs=None, dataset="mnist-5k", data_dir=None, device="cpu",
+                           eval_every=2)
     s = {"steps": 10, "eval_n": 100, "kid_subsets": 5, "probe_train": 100, "probe_test": 50,
          "probe_epochs": 5}
     row, _ = quality.run_variant("gan", "eager", args, s, tmp_path / "run", {"ema": 0.0},
@@ -416,3 +416,20 @@ def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
     assert (row["ttq_all_step"], row["ttq_all_s"]) == (6, seconds[2])
     dcgan = quality.time_to_quality("dcgan", row["curve"])
     assert dcgan["fid"]["step"] == 8 and dcgan["all"]["step"] == 8  # dcgan: <= 10x
+
+
+def test_quality_seed_summary_gives_mean_and_worst():
+    from gan_accel.bench.quality import _seeds, seed_summaries
+
+    rows = [{"model": "infogan", "mode": "eager", "seed": s, "status": "ok", "fid_ratio": f,
+             "largest_class_share": 0.12, "code_accuracy": a, "targets": t}
+            for s, f, a, t in ((0, 6.0, 0.96, "met"), (1, 8.0, 0.90, "missed: code"),
+                               (2, 7.0, 0.93, "missed: code"))]
+    (note,) = seed_summaries(rows + [{"model": "gan", "mode": "eager", "status": "error: x"}])
+    assert "seeds [0, 1, 2]" in note and "targets met in 1/3" in note
+    assert "code_accuracy mean 0.93, worst 0.9" in note  # worst accuracy is the minimum
+    assert "fid_ratio mean 7, worst 8" in note  # worst FID is the maximum
+    assert _seeds("0,1,2") == [0, 1, 2]
+    for bad in ("", "0,0", "a", "-1"):
+        with pytest.raises(UserError, match="--seeds"):
+            _seeds(bad)

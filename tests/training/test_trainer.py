@@ -42,15 +42,17 @@ def test_seed_dcgan_parameter_counts():
     assert count_params(v_plain.D) == 142_208  # SN adds buffers, not parameters
 
 
-def test_preset_carries_seed_hyperparameters():
-    cfg = TrainConfig.preset("dcgan")
+def test_reference_recipe_carries_seed_hyperparameters():
+    cfg = TrainConfig.preset("dcgan", "reference")
     assert (cfg.lr_d, cfg.lr_g, cfg.beta1, cfg.beta2) == (5e-4, 2e-4, 0.5, 0.99)
     assert (cfg.batch_size, cfg.real_label) == (64, 0.9)
     assert (cfg.plateau_factor, cfg.plateau_patience) == (0.8, 5)
-    t = Trainer(TrainConfig.preset("dcgan", out="/tmp/unused", progress=False), log=quiet)
+    t = Trainer(TrainConfig.preset("dcgan", "reference", out="/tmp/unused", progress=False),
+                log=quiet)
     assert len(t.data) == 5000  # the embedded subset is the default
     assert set(t.scheds) == {"D", "G"}
     assert t.optims["D"].param_groups[0]["betas"] == (0.5, 0.99)
+    assert t.optims["D"].param_groups[0]["lr"] == 5e-4
 
 
 def _phase_outputs(trainer, compiled):

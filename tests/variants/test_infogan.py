@@ -45,8 +45,8 @@ def test_latent_and_generator_inputs():
     assert img.shape == (16, 1, 28, 28)
 
 
-def test_preset_is_the_seed():
-    cfg = TrainConfig.preset("infogan")
+def test_reference_recipe_is_the_seed():
+    cfg = TrainConfig.preset("infogan", "reference")
     assert (cfg.lr_d, cfg.lr_g, cfg.info_lr, cfg.batch_size) == (5e-4, 2e-4, 1e-4, 64)
     assert (cfg.info_cont_weight, cfg.real_label, cfg.spectral_norm) == (0.1, 0.9, True)
 

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan_accel.checkpoints import list_checkpoints, load_checkpoint
-from gan_accel.config import TrainConfig
+from gan_accel.config import TrainConfig, config_from_args
 from gan_accel.errors import UserError
 from gan_accel.training.trainer import Trainer, count_params
 from gan_accel.variants import VARIANTS, Batch, build_variant
@@ -67,6 +67,32 @@ def test_zoo_is_registered_with_presets():
         assert cls.name == name and cls.summary and cls.preset, name
         cfg = TrainConfig.preset(name)
         assert cfg.spectral_norm == (name in SN_BY_DEFAULT), name
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_preset_is_the_reference_plus_named_departures(name):
+    """The tuned preset changes the recipe, never the networks: the same parameter counts,
+    and every departure from the paper/seed is a config field with another value."""
+    cls = VARIANTS[name]
+    assert cls.reference, f"{name} states its paper/seed recipe"
+    departures = {k: v for k, v in cls.preset.items() if cls.reference.get(k, None) != v}
+    assert departures, f"{name}'s preset departs from nothing; drop it or say why"
+    tuned, ref = TrainConfig.preset(name), TrainConfig.preset(name, "reference")
+    assert (tuned.recipe, ref.recipe) == ("tuned", "reference")
+    for key, value in departures.items():
+        assert getattr(tuned, key) == value and getattr(ref, key) != value, (name, key)
+    nets = [build_variant(c) for c in (tuned, ref)]
+    assert [count_params(v) for v in nets[0].children()] == [
+        count_params(v) for v in nets[1].children()], name
+
+
+def test_recipe_flag_picks_the_reference_defaults():
+    cfg, _ = config_from_args(["--model", "dcgan", "--recipe", "reference"], "t", "t")
+    assert (cfg.recipe, cfg.lr_d, cfg.epochs) == ("reference", 5e-4, 5)
+    cfg, _ = config_from_args(["--model", "dcgan"], "t", "t")
+    assert (cfg.recipe, cfg.lr_d, cfg.epochs) == ("tuned", 2e-3, 30)
+    with pytest.raises(UserError, match="--recipe"):
+        config_from_args(["--recipe", "paper"], "t", "t")
 
 
 @pytest.mark.parametrize("name", COMPILED)

@@ -84,8 +84,8 @@ def test_penalty_goes_through_the_injected_ops_and_eps_is_per_sample():
     assert float(logs["gp"]) > 0
 
 
-def test_preset_follows_the_paper():
-    cfg = TrainConfig.preset("wgan-gp")
+def test_reference_recipe_follows_the_paper():
+    cfg = TrainConfig.preset("wgan-gp", "reference")
     assert (cfg.gp_lambda, cfg.n_critic, cfg.lr_d, cfg.lr_g) == (10.0, 5, 1e-4, 1e-4)
     assert (cfg.beta1, cfg.beta2, cfg.optimizer) == (0.0, 0.9, "adam")
     assert (cfg.d_batch_norm, cfg.spectral_norm) == (False, False)
