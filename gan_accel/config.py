@@ -64,7 +64,7 @@ class TrainConfig:
     historical_averaging: float = _opt(0.0, "weight of the historical-averaging penalty",
                                        min=0.0)
     augment: str = _opt("none", "differentiable augmentation of every image D sees: none, or a "
-                        "comma-separated list of translation, cutout, color")
+                        "comma-separated list of translation, cutout, color, affine")
     augment_p: float = _opt(1.0, "probability of each augmentation per image", min=0.0,
                             max=1.0)
     clip_value: float = _opt(0.01, "WGAN weight clipping bound", min=0.0, exclusive=True)

@@ -10,8 +10,9 @@ from gan_accel.variants.infogan import thickness_quantile
 
 
 def make(seed=0, **overrides):
+    """The seed's InfoGAN (third info phase, no clustering term) unless overridden."""
     torch.manual_seed(seed)
-    return build_variant(TrainConfig.preset("infogan", **overrides))
+    return build_variant(TrainConfig.preset("infogan", "reference", **overrides))
 
 
 def batch(v, n=16, seed=1):
