@@ -223,7 +223,7 @@ def _quality_result(quality, argv: list[str], log, before_run=None):
     if not isinstance(rows, list):
         rows = [{k: v for k, v in out.items() if not isinstance(v, dict | list)}]
     notes = out.get("notes") if isinstance(out.get("notes"), list) else []
-    return Result("quality", config, rows, notes), args
+    return Result("quality", config, rows, notes, tag=quality.result_tag(args)), args
 
 
 def run_quality(argv: list[str]) -> int:

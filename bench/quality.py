@@ -412,6 +412,12 @@ def seed_summaries(rows: list[dict]) -> list[str]:
     return notes
 
 
+def result_tag(args: argparse.Namespace) -> str:
+    """The result file's suffix: the dataset unless it is the embedded subset, then --tag."""
+    return "-".join(t for t in ("" if args.dataset == "mnist-5k" else args.dataset, args.tag)
+                    if t)
+
+
 def _cgan_vs_dcgan(rows: list[dict]) -> None:
     """cgan's second target: its FID no worse than dcgan's (same mode, same run)."""
     for r in rows:
@@ -444,9 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(out["config"])
-    tag = "-".join(t for t in ("" if args.dataset == "mnist-5k" else args.dataset, args.tag)
-                   if t)
-    result = Result("quality", config, out["rows"], out["notes"], tag=tag)
+    result = Result("quality", config, out["rows"], out["notes"], tag=result_tag(args))
     write_result(result, env, args.out_dir or DEFAULT_OUT, args.quick)
     return 0 if all(r["status"] == "ok" for r in out["rows"]) else 1
 

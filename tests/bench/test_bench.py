@@ -211,6 +211,7 @@ def test_quality_dispatch_uses_its_own_options(tmp_path, monkeypatch, capsys):
 
     fake.add_arguments = add_arguments
     fake.run = lambda args: {"fid": 12.5, "samples": args.samples, "detail": {"x": 1}}
+    fake.result_tag = lambda args: "" if args.samples == 7 else f"s{args.samples}"
     monkeypatch.setitem(sys.modules, "gan_accel.bench.quality", fake)
     monkeypatch.setattr(bench, "quality", fake, raising=False)
     assert main(["quality", "--samples", "7", "--out-dir", str(tmp_path)]) == 0
@@ -220,3 +221,18 @@ def test_quality_dispatch_uses_its_own_options(tmp_path, monkeypatch, capsys):
                                                           "suite": "quality"}]
     table = (tmp_path / f"{path.stem}.md").read_text()
     assert doc["config"]["samples"] == 7 and "| FID |" in table and "| 12.5 |" in table
+    # the suite names its file (dataset, --tag), so runs of other datasets never overwrite
+    assert main(["quality", "--samples", "9", "--out-dir", str(tmp_path)]) == 0
+    assert [p.name.split("-quality")[1] for p in tmp_path.glob("*-quality-s9.json")] == [
+        "-s9.json"]
+
+
+def test_quality_result_tag_names_dataset_and_tag():
+    from types import SimpleNamespace
+
+    from gan_accel.bench.quality import result_tag
+
+    assert result_tag(SimpleNamespace(dataset="mnist-5k", tag="")) == ""
+    assert result_tag(SimpleNamespace(dataset="fashion-mnist", tag="")) == "fashion-mnist"
+    assert result_tag(SimpleNamespace(dataset="mnist-5k", tag="part1")) == "part1"
+    assert result_tag(SimpleNamespace(dataset="fashion-mnist", tag="a")) == "fashion-mnist-a"
