@@ -13,7 +13,8 @@ from gan_accel.training.trainer import Trainer
 
 
 def run(tmp_path, kernels):
-    cfg = TrainConfig.preset("wgan-gp", spectral_norm=True, batch_size=8, max_steps=6,
+    # the paper's recipe (n_critic 5): 6 steps are 6 critic and 2 generator updates
+    cfg = TrainConfig.preset("wgan-gp", "reference", spectral_norm=True, batch_size=8, max_steps=6,
                              out=str(tmp_path / kernels), progress=False, log_every=1,
                              kernels=kernels)
     trainer = Trainer(cfg, log=lambda *_: None)

@@ -35,7 +35,7 @@ def run_case(data: str, out: Path, case: str, steps: int) -> None:
     model, _, flag = case.partition("+")
     torch._dynamo.reset()
     counters.clear()
-    cfg = TrainConfig.preset(model, dataset="mnist", data_dir=data, batch_size=BATCH,
+    cfg = TrainConfig.preset(model, "reference", dataset="mnist", data_dir=data, batch_size=BATCH,
                              max_steps=steps, out=str(out / "run"), progress=False,
                              device="cpu", plateau_factor=1.0, compile=flag == "compile")
     trainer = Trainer(cfg, log=lambda *_: None)

@@ -56,7 +56,7 @@ def emulate_two_ranks(data: str, out: str, model: str) -> dict:
     broadcast_buffers); the update uses the average of the two ranks' gradients; afterwards
     every rank holds rank 0's buffers.
     """
-    cfg = TrainConfig.preset(model, dataset="mnist", data_dir=data, batch_size=BATCH,
+    cfg = TrainConfig.preset(model, "reference", dataset="mnist", data_dir=data, batch_size=BATCH,
                              max_steps=STEPS, out=out, progress=False, device="cpu",
                              plateau_factor=1.0)
     t = Trainer(cfg, log=lambda *_: None)
@@ -102,7 +102,7 @@ def test_ranks_hold_identical_parameters_and_optimizer_state(ddp_run, case):
     identical on both ranks; every phase stepped as often as its schedule says."""
     (r0, r1), (f0, f1) = ranks(ddp_run, case)
     assert r0.keys() == r1.keys()
-    preset = TrainConfig.preset(case.partition("+")[0])
+    preset = TrainConfig.preset(case.partition("+")[0], "reference")
     trained = [k for k in r0 if k.startswith(("model.", "optim.")) and not k.endswith(BN_STATS)]
     assert any(k.startswith("optim.") for k in trained)
     assert any(k.endswith("_u") for k in trained) == preset.spectral_norm
@@ -132,7 +132,7 @@ def test_two_ranks_match_the_stated_semantics(ddp_run, tmp_path, model):
 
 def test_wgan_clip_hook_runs_on_every_rank(ddp_run):
     (r0, r1), _ = ranks(ddp_run, "wgan")
-    clip = TrainConfig.preset("wgan").clip_value
+    clip = TrainConfig.preset("wgan", "reference").clip_value
     critic = [k for k in r0 if k.startswith("model.D.") and not k.endswith(BN_STATS)]
     assert critic
     for r in (r0, r1):

@@ -27,7 +27,8 @@ def tiny_data(tmp_path):
 def make(tmp_path, name="run", **kw):
     kw = {"progress": False, "log_every": 1, "dataset": "mnist", "data_dir": tiny_data(tmp_path),
           **kw}
-    cfg = TrainConfig.preset(kw.pop("model", "dcgan"), out=str(tmp_path / name), **kw)
+    cfg = TrainConfig.preset(kw.pop("model", "dcgan"), "reference", out=str(tmp_path / name),
+                             **kw)
     return Trainer(cfg, log=quiet)
 
 

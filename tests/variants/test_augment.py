@@ -117,7 +117,7 @@ def _batch(v, b=6, seed=0):
 def test_every_image_d_sees_goes_through_the_same_family(model, phase, expected):
     """Real and fake, D and G phases, WGAN-GP's interpolates, InfoGAN's Q: each call shows D
     an augmented batch, each from its own draw (view)."""
-    cfg = TrainConfig.preset(model, augment="translation,cutout,color")
+    cfg = TrainConfig.preset(model, "reference", augment="translation,cutout,color")
     v = build_variant(cfg)
     rec = Recorder(v.augment)
     v.augment = rec
