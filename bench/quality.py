@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> dict:
             except Exception as exc:  # noqa: BLE001 - one variant failing must not end the run
                 from gan_accel.errors import UserError
 
-                if isinstance(exc, UserError) and len(models) * len(modes) == 1:
+                if isinstance(exc, UserError) and len(models) * len(modes) * len(seeds) == 1:
                     raise
                 traceback.print_exc()
                 row, full = {"model": model, "mode": mode, "seed": seed,
