@@ -122,7 +122,9 @@ class TrainConfig:
         if recipe not in RECIPES:
             raise UserError(f"--recipe {recipe!r} is not one of {', '.join(RECIPES)}")
         variant = get_variant(model)
-        chosen = variant.preset if recipe == "tuned" else variant.reference or variant.preset
+        if recipe == "reference" and not variant.reference:
+            raise UserError(f"{model} states no reference recipe; use --recipe tuned")
+        chosen = variant.preset if recipe == "tuned" else variant.reference
         values = {"model": model, "recipe": recipe, "out": f"runs/{model}", **chosen, **overrides}
         cfg = cls(**values)
         cfg.validate()

@@ -96,6 +96,12 @@ def test_recipe_flag_picks_the_reference_defaults():
         config_from_args(["--recipe", "paper"], "t", "t")
 
 
+def test_a_variant_without_a_reference_recipe_says_so(monkeypatch):
+    monkeypatch.setattr(VARIANTS["dcgan"], "reference", {})
+    with pytest.raises(UserError, match="dcgan states no reference recipe; use --recipe tuned"):
+        TrainConfig.preset("dcgan", "reference")
+
+
 @pytest.mark.parametrize("name", COMPILED)
 def test_compiled_training_matches_eager(name, runs):
     """Same seed and init, 3 steps of batch 8, eager vs compiled.
