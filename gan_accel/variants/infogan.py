@@ -15,6 +15,8 @@ Options:
   quantile: low cc[0] thin strokes, high cc[0] thick ones. cc[1] stays unsupervised.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -125,7 +127,7 @@ class InfoGAN(Variant):
         loss, logs = self.info_terms(q, b)
         return self.real_code_terms(loss, logs, b)
 
-    @property
+    @functools.cached_property
     def cluster_augment(self) -> Augment:
         return Augment(CLUSTER_TRANSFORMS, self.output_range)
 
