@@ -1,15 +1,15 @@
-"""``python -m bench [SUITE ...] [options]`` (also ``gan-accel bench``).
+"""``python -m gan_accel.bench [SUITE ...] [options]`` (also ``gan-accel bench``).
 
 Examples::
 
-    python -m bench --quick                       # every suite, small sizes, CPU smoke run
-    python -m bench inference --model dcgan       # batch 1 .. 4096, eager/compiled/ORT
-    python -m bench train --models dcgan,wgan-gp  # one training step, eager vs compiled
-    python -m bench kernels                       # fused kernels vs PyTorch (Triton: CUDA)
-    python -m bench --profile                     # trace of compiled training steps
-    python -m bench report bench/results/A.json [B.json]   # redraw / compare
-    python -m bench quality [its own options]     # sample quality (bench/quality.py)
-    python -m bench gpu --out DIR                 # the prepared GPU check (bench/gpu_check.py)
+    python -m gan_accel.bench --quick                  # every suite, small sizes, CPU smoke run
+    python -m gan_accel.bench inference --model dcgan  # batch 1 .. 4096, eager/compiled/ORT
+    python -m gan_accel.bench train --models dcgan     # one training step, eager vs compiled
+    python -m gan_accel.bench kernels                  # fused kernels vs PyTorch (Triton: CUDA)
+    python -m gan_accel.bench --profile                # trace of compiled training steps
+    python -m gan_accel.bench report A.json [B.json]   # redraw / compare
+    python -m gan_accel.bench quality [its options]    # sample quality (bench/quality.py)
+    python -m gan_accel.bench gpu --out DIR            # the prepared GPU check (gpu_check.py)
 
 Every run writes ``<date>-<device>-<suite>.json`` (``-quick`` appended for --quick runs), a
 markdown table and a PNG plot under ``--out-dir`` (default ``bench/results/``).
@@ -41,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     from . import inference, kernels_bench, profile, train_step
 
     parser = OneLineParser(
-        prog="python -m bench",
+        prog="python -m gan_accel.bench",
         description="Benchmark gan-accel: eager vs compiled vs ONNX Runtime inference, training "
-                    "steps, fused kernels, profiles. `python -m bench report FILE...` redraws "
-                    "or compares saved results; `python -m bench quality ...` runs the "
+                    "steps, fused kernels, profiles. `python -m gan_accel.bench report FILE...` "
+                    "redraws "
+                    "or compares saved results; `python -m gan_accel.bench quality ...` runs the "
                     "sample-quality suite with its own options.")
     parser.add_argument("suites", nargs="*", metavar="SUITE",
                         help=f"suites to run: {', '.join(SUITES)} (default: "
@@ -82,18 +83,24 @@ def _suites(args) -> list[str]:
             return ["profile"]
         suites = [s for s in ALL_SUITES if not (args.quick and s == "quality")]
         if args.quick:
-            print("quality: left out of --quick runs (run `python -m bench quality` for it)")
+            print("quality: left out of --quick runs (run `python -m gan_accel.bench quality` "
+                  "for it)")
     if args.profile and "profile" not in suites:
         suites.append("profile")
     return suites
+
+
+# the modules whose @triton.jit kernels read TRITON_INTERPRET when they are imported
+TRITON_KERNEL_MODULES = ("gan_accel.kernels.fused_spectral_norm", "gan_accel.kernels.grad_penalty")
 
 
 def _use_interpreter(args, device) -> None:
     """--allow-interpreter on CPU: TRITON_INTERPRET=1 must be set before triton kernels load."""
     if not args.allow_interpreter or device.type == "cuda":
         return
-    if os.environ.get("TRITON_INTERPRET") != "1" and "kernels" in sys.modules:
-        print("warning: kernels were imported before --allow-interpreter could set "
+    loaded = [m for m in TRITON_KERNEL_MODULES if m in sys.modules]
+    if os.environ.get("TRITON_INTERPRET") != "1" and loaded:
+        print(f"warning: {loaded[0]} was imported before --allow-interpreter could set "
               "TRITON_INTERPRET=1; Triton rows may fail", file=sys.stderr)
     os.environ["TRITON_INTERPRET"] = "1"
 
@@ -208,7 +215,7 @@ def _quality_result(quality, argv: list[str], log, before_run=None):
 
     from .common import Result
 
-    parser = OneLineParser(prog="python -m bench quality",
+    parser = OneLineParser(prog="python -m gan_accel.bench quality",
                            description="Sample-quality benchmark (bench/quality.py).")
     quality.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -227,7 +234,7 @@ def _quality_result(quality, argv: list[str], log, before_run=None):
 
 
 def run_quality(argv: list[str]) -> int:
-    """``python -m bench quality ...``: the quality suite with its own options."""
+    """``python -m gan_accel.bench quality ...``: the quality suite with its own options."""
     import torch
 
     from gan_accel.devices import select_device

@@ -8,7 +8,9 @@ from pathlib import Path
 from gan_accel.errors import UserError
 
 SCHEMA = "gan-accel-bench/1"
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+# Relative to the working directory: in a checkout run from its root this is the repository's
+# bench/results/; an installed package never writes inside site-packages.
+DEFAULT_OUT = Path("bench") / "results"
 
 # What each suite's rows are keyed by, and the metric a report compares (higher is better?).
 SUITES_META: dict[str, dict] = {

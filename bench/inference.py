@@ -112,11 +112,10 @@ def build_generator(model: str, device: torch.device, checkpoint: str | None = N
 
         variant, _ = load_trained(checkpoint, "last", None, "cpu")
     else:
-        from gan_accel.config import TrainConfig
-        from gan_accel.variants import build_variant
+        from gan_accel.variants import build_variant, recipe_config
 
         torch.manual_seed(0)
-        variant = build_variant(TrainConfig.preset(model, device=str(device)))
+        variant = build_variant(recipe_config(model, device=str(device)))
     variant = variant.to(device).eval()
     return variant, variant.G
 

@@ -229,13 +229,13 @@ class QualityEvaluator:
 def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: dict,
                 evaluator_factory=QualityEvaluator, seed: int = 0) -> tuple[dict, dict]:
     """Train and evaluate one variant in one mode: (table row, full evaluation dict)."""
-    from gan_accel.config import TrainConfig
     from gan_accel.evaluation import evaluate_variant
     from gan_accel.training.trainer import Trainer
+    from gan_accel.variants import recipe_config
 
     extra = {"epochs": args.epochs} if args.epochs else {}
     steps = s["steps"] or (0 if args.epochs else preset_steps(model, args.dataset))
-    cfg = TrainConfig.preset(model, max_steps=steps, dataset=args.dataset,
+    cfg = recipe_config(model, max_steps=steps, dataset=args.dataset,
                              data_dir=args.data_dir, seed=seed, device=args.device,
                              out=str(run_dir), progress=False, log_every=10_000,
                              compile=mode == "compiled", eval_samples=s["eval_n"],
@@ -278,12 +278,12 @@ def preset_steps(model: str, dataset: str) -> int:
     """The step budget of ``model``'s preset: on the embedded subset its epochs (0: all of
     them); on a larger dataset the same number of steps as those epochs of the subset, so a
     variant gets the same budget on every dataset."""
-    from gan_accel.config import TrainConfig
     from gan_accel.data import embedded_subset
+    from gan_accel.variants import recipe_config
 
     if dataset == "mnist-5k":
         return 0
-    cfg = TrainConfig.preset(model)
+    cfg = recipe_config(model)
     return cfg.epochs * (len(embedded_subset()) // cfg.batch_size)
 
 

@@ -1,4 +1,4 @@
-"""Tables and plots drawn from saved result JSON; ``python -m bench report FILE [FILE ...]``.
+"""Tables and plots drawn from saved result JSON: ``python -m gan_accel.bench report FILE...``.
 
 One file: redraw its markdown table and PNG. Two or more files of the same suite: a side-by-
 side comparison (e.g. CPU vs GPU, or two dates) of each row's metric, with the ratio against
@@ -303,7 +303,7 @@ def _bars(plt, groups: list[str], series: dict[str, dict[str, float]], ylabel: s
 def main(argv: list[str]) -> int:
     from gan_accel.errors import OneLineParser
 
-    parser = OneLineParser(prog="python -m bench report",
+    parser = OneLineParser(prog="python -m gan_accel.bench report",
                            description="Redraw tables/plots from saved bench JSON; two or "
                                        "more files of one suite are compared side by side.")
     parser.add_argument("files", nargs="+", type=Path, help="result .json files")

@@ -81,12 +81,12 @@ def _modes(text: str | None, device: torch.device) -> list[str]:
 
 def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: str):
     """A Trainer for ``model`` in ``mode`` with the preset's hyperparameters."""
-    from gan_accel.config import TrainConfig
     from gan_accel.training.trainer import Trainer
+    from gan_accel.variants import recipe_config
 
     kernels = "triton" if mode.endswith("+triton") else "torch"
     compile_mode = "reduce-overhead" if mode.startswith("reduce-overhead") else "default"
-    cfg = TrainConfig.preset(model, batch_size=batch, progress=False, out=out,
+    cfg = recipe_config(model, batch_size=batch, progress=False, out=out,
                              device=str(device), compile=mode != "eager",
                              compile_mode=compile_mode, kernels=kernels)
     return Trainer(cfg, log=lambda *a: None)

@@ -1,4 +1,6 @@
-"""ConvTranspose2d as Conv2d + pixel shuffle: the form onnxruntime has int8 kernels for.
+"""ConvTranspose2d rewritten for ONNX Runtime: as a Gemm on a 1x1 input
+(:class:`ConvTransposeAsLinear`), and as Conv2d + pixel shuffle (:class:`SubPixelConvTranspose`),
+the form onnxruntime has int8 kernels for.
 
 onnxruntime's CPU execution provider has no int8 ConvTranspose: in a QDQ model it keeps
 ``DequantizeLinear -> ConvTranspose (float) -> QuantizeLinear``, so an int8 DCGAN generator
@@ -81,6 +83,32 @@ class SubPixelConvTranspose(nn.Module):
         return y.permute(0, 3, 1, 2)  # [B, Cout, H_out, W_out]
 
 
+class ConvTransposeAsLinear(nn.Module):
+    """A ConvTranspose2d on a 1x1 input: ``[B, Cin, 1, 1] -> Linear -> [B, Cout, kh, kw]``.
+
+    ``y[b, o, i, j] = sum_c x[b, c] W[c, o, i + p, j + p]`` (+ bias[o]).
+    """
+
+    def __init__(self, ct: nn.ConvTranspose2d):
+        super().__init__()
+        cin, cout, kh, kw = ct.weight.shape
+        self.cout, (self.ph, self.pw), self.kh, self.kw = cout, ct.padding, kh, kw
+        self.linear = nn.Linear(cin, cout * kh * kw, bias=ct.bias is not None)
+        with torch.no_grad():
+            self.linear.weight.copy_(ct.weight.reshape(cin, -1).t())  # [Cout*kh*kw, Cin]
+            if ct.bias is not None:
+                self.linear.bias.copy_(ct.bias.repeat_interleave(kh * kw))
+
+        self.activation = nn.Identity()  # a pointwise op moved in front of the view
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.activation(self.linear(x.flatten(1)))
+        y = y.view(x.shape[0], self.cout, self.kh, self.kw)
+        if self.ph or self.pw:
+            y = y[:, :, self.ph:self.kh - self.ph, self.pw:self.kw - self.pw]
+        return y
+
+
 def to_conv_form(model: nn.Module) -> int:
     """Replace (in place) every rewritable ConvTranspose2d of ``model`` by a
     :class:`SubPixelConvTranspose`, moving a pointwise activation that follows it in an
@@ -88,8 +116,6 @@ def to_conv_form(model: nn.Module) -> int:
     1x1-input ConvTranspose already turned into a Gemm (so Gemm + ReLU fuse into one int8
     QGemm instead of leaving a float Reshape between two quantisations). Returns the number
     of ConvTranspose2d replaced."""
-    from .onnx_export import ConvTransposeAsLinear
-
     replaced = 0
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         for i, layer in enumerate(list(seq)):

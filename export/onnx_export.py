@@ -50,7 +50,7 @@ from ..errors import UserError
 from ..latent import LATENT_FIELDS, LatentSpec
 from ..ranges import OutputRange
 from ..variants import Variant
-from .conv_form import to_conv_form
+from .conv_form import ConvTransposeAsLinear, to_conv_form
 from .metadata import OUTPUT_NAME, ModelMeta
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native floor: widest runtime support (ORT >= 1.14)
@@ -86,32 +86,6 @@ class ChannelAffine(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return x * self.scale.view(shape) + self.shift.view(shape)
-
-
-class ConvTransposeAsLinear(nn.Module):
-    """A ConvTranspose2d on a 1x1 input: ``[B, Cin, 1, 1] -> Linear -> [B, Cout, kh, kw]``.
-
-    ``y[b, o, i, j] = sum_c x[b, c] W[c, o, i + p, j + p]`` (+ bias[o]).
-    """
-
-    def __init__(self, ct: nn.ConvTranspose2d):
-        super().__init__()
-        cin, cout, kh, kw = ct.weight.shape
-        self.cout, (self.ph, self.pw), self.kh, self.kw = cout, ct.padding, kh, kw
-        self.linear = nn.Linear(cin, cout * kh * kw, bias=ct.bias is not None)
-        with torch.no_grad():
-            self.linear.weight.copy_(ct.weight.reshape(cin, -1).t())  # [Cout*kh*kw, Cin]
-            if ct.bias is not None:
-                self.linear.bias.copy_(ct.bias.repeat_interleave(kh * kw))
-
-        self.activation = nn.Identity()  # a pointwise op moved in front of the view
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.activation(self.linear(x.flatten(1)))
-        y = y.view(x.shape[0], self.cout, self.kh, self.kw)
-        if self.ph or self.pw:
-            y = y[:, :, self.ph:self.kh - self.ph, self.pw:self.kw - self.pw]
-        return y
 
 
 def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:

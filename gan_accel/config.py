@@ -1,19 +1,39 @@
-"""Training configuration: one typed dataclass, named presets, and the CLI built from it."""
+"""Training configuration: one typed dataclass, pure data.
+
+Each variant states two recipes (its paper's or seed's hyperparameters, and the tuned one
+measured here); :func:`gan_accel.variants.recipe_config` turns a model name and a recipe into
+a :class:`TrainConfig`, and :mod:`gan_accel.cli.config_args` builds the command line from the
+fields below.
+"""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import enum
 import types
 import typing
 from dataclasses import dataclass, field, fields
 
+from .augment_policy import parse_policy
 from .data import DATASETS
-from .errors import OneLineParser, UserError
+from .errors import UserError
 from .kernels._launch import IMPLS
 from .latent import ZDist
 
-RECIPES = ("tuned", "reference")  # a variant's preset, or its paper/seed hyperparameters
+
+class Recipe(str, enum.Enum):
+    """Which of a variant's hyperparameter sets a run starts from."""
+
+    TUNED = "tuned"  # the default: the paper recipe plus departures measured on our data
+    PAPER = "paper"  # the paper's (or the seed README's) hyperparameters
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RECIPES = tuple(r.value for r in Recipe)
+# a checkpoint written before the paper recipe had its name says "reference"
+_LEGACY_RECIPES = {"reference": Recipe.PAPER.value}
 
 
 def _opt(default, help: str, choices=None, **kw):
@@ -26,9 +46,9 @@ class TrainConfig:
 
     # what to train, on what
     model: str = _opt("dcgan", "GAN variant to train")
-    recipe: str = _opt("tuned", "hyperparameters: tuned (the preset, measured on the embedded "
-                       "subset) or reference (the paper's / seed's, 5 epochs unless given)",
-                       choices=RECIPES)
+    recipe: str = _opt("tuned", "hyperparameters: tuned (measured on the embedded subset, with "
+                       "its own epochs) or paper (the paper's / seed README's, 5 epochs unless "
+                       "given)", choices=RECIPES)
     dataset: str = _opt("mnist-5k", "dataset: embedded subset, full MNIST or Fashion-MNIST",
                         choices=DATASETS)
     data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
@@ -113,23 +133,6 @@ class TrainConfig:
                        choices=("stop", "rollback"))
     progress: bool = _opt(True, "show a progress bar")
 
-    # -----------------------------------------------------------------------------------------
-    @classmethod
-    def preset(cls, model: str, recipe: str = "tuned", **overrides) -> TrainConfig:
-        """``model``'s tuned preset, or with ``recipe="reference"`` its paper/seed recipe."""
-        from .variants import get_variant
-
-        if recipe not in RECIPES:
-            raise UserError(f"--recipe {recipe!r} is not one of {', '.join(RECIPES)}")
-        variant = get_variant(model)
-        if recipe == "reference" and not variant.reference:
-            raise UserError(f"{model} states no reference recipe; use --recipe tuned")
-        chosen = variant.preset if recipe == "tuned" else variant.reference
-        values = {"model": model, "recipe": recipe, "out": f"runs/{model}", **chosen, **overrides}
-        cfg = cls(**values)
-        cfg.validate()
-        return cfg
-
     def validate(self) -> None:
         """Raise UserError naming the first out-of-range field."""
         for f in fields(self):
@@ -144,8 +147,6 @@ class TrainConfig:
                     raise UserError(f"{flag} must be {rel} {lo}, got {value}")
             if "max" in meta and value is not None and value > meta["max"]:
                 raise UserError(f"{flag} must be <= {meta['max']}, got {value}")
-        from .variants.augment import parse_policy
-
         try:
             parse_policy(self.augment)
         except ValueError as exc:
@@ -157,7 +158,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("recipe") in _LEGACY_RECIPES:
+            values["recipe"] = _LEGACY_RECIPES[values["recipe"]]
+        return cls(**values)
 
 
 def field_type(f: dataclasses.Field):
@@ -166,41 +170,3 @@ def field_type(f: dataclasses.Field):
     if isinstance(hint, types.UnionType):  # "str | None" -> str
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """Add one ``--flag`` per TrainConfig field, with ``help=`` and the preset's default."""
-    for f in fields(TrainConfig):
-        kind = field_type(f)
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        helptext = f"{f.metadata['help']} (default: {default})"
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=helptext)
-        else:
-            parser.add_argument(flag, type=kind, default=default, help=helptext,
-                                choices=f.metadata.get("choices"),
-                                metavar=f.name.upper() if not f.metadata.get("choices") else None)
-
-
-def config_from_args(argv, prog: str, description: str, extra=None):
-    """Parse ``argv`` into (TrainConfig, namespace): ``--model`` picks the preset first."""
-    from .variants import VARIANTS
-
-    pre = OneLineParser(add_help=False)
-    pre.add_argument("--model", default="dcgan")
-    pre.add_argument("--recipe", default="tuned")
-    known, _ = pre.parse_known_args(argv)
-    if known.model not in VARIANTS:
-        raise UserError(f"unknown model {known.model!r}; choose one of {', '.join(VARIANTS)}")
-    defaults = TrainConfig.preset(known.model, known.recipe)
-    parser = OneLineParser(prog=prog, description=description)
-    add_config_arguments(parser, defaults)
-    if extra:
-        extra(parser)
-    ns = parser.parse_args(argv)
-    values = {f.name: getattr(ns, f.name) for f in fields(TrainConfig)}
-    cfg = TrainConfig(**values)
-    cfg.validate()
-    return cfg, ns

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .kernels._launch import IMPLS, triton_interpret_enabled
-from .kernels.grad_penalty import torch_gp_norm_penalty
+from .kernels._launch import IMPLS, TRITON_MISSING, has_triton, triton_interpret_enabled
+from .kernels.ops import gp_norm_penalty, spectral_norm
+from .kernels.reference import torch_gp_norm_penalty
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ def check_kernels(choice: str, device: torch.device) -> None:
     """UserError, before any work, when ``--kernels choice`` cannot run on ``device``."""
     if choice not in IMPLS:
         raise UserError(f"--kernels {choice!r} is not one of {', '.join(IMPLS)}")
+    if choice == "triton" and not has_triton():
+        raise UserError(f"--kernels triton: {TRITON_MISSING}")
     if choice == "triton" and device.type != "cuda" and not triton_interpret_enabled():
         raise UserError(f"--kernels triton needs a CUDA device (this run is on {device.type}); "
                         "use --kernels auto or torch, or set TRITON_INTERPRET=1 to run the "
@@ -47,7 +50,8 @@ def check_kernels(choice: str, device: torch.device) -> None:
 
 
 def build_ops(choice: str, device: torch.device, log=print) -> Ops:
-    """The Ops for ``--kernels`` (auto: Triton on CUDA, PyTorch elsewhere, said once)."""
+    """The Ops for ``--kernels`` (auto: Triton on CUDA where it is installed, PyTorch
+    elsewhere, said once)."""
     check_kernels(choice, device)
     if choice == "torch":
         return TORCH_OPS
@@ -55,8 +59,10 @@ def build_ops(choice: str, device: torch.device, log=print) -> Ops:
         log(f"kernels: auto -> PyTorch reference ops on {device.type} "
             "(the fused Triton kernels run on CUDA; --kernels triton forces them)")
         return TORCH_OPS
-    from . import kernels
-
-    return Ops(name=choice,
-               spectral_norm=partial(kernels.spectral_norm, impl=choice),
-               gp_norm_penalty=partial(kernels.gp_norm_penalty, impl=choice))
+    if choice == "auto" and not has_triton():
+        log("kernels: auto -> PyTorch reference ops (Triton is not installed; "
+            "'pip install triton' enables the fused kernels)")
+        return TORCH_OPS
+    return Ops(name="triton",
+               spectral_norm=partial(spectral_norm, impl="triton"),
+               gp_norm_penalty=partial(gp_norm_penalty, impl="triton"))

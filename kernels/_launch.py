@@ -39,7 +39,8 @@ try:  # trace-time hook so the once-per-op announcement also happens under torch
 except Exception:  # pragma: no cover - very old / stripped torch builds
     comptime = None
 
-__all__ = ["IMPLS", "TILES_ENV", "ImplChoiceWarning", "TileConfig", "Tiles", "acc_dtype",
+__all__ = ["IMPLS", "TILES_ENV", "TRITON_MISSING", "ImplChoiceWarning", "TileConfig", "Tiles",
+           "acc_dtype", "has_triton",
            "bind_signatures", "cdiv", "check_triton_device", "eager_direct_ok",
            "next_power_of_2", "num_warps_for", "prev_power_of_2", "resolve_impl", "tile_config",
            "tl_dtype", "triton_interpret_enabled", "use_tiles"]
@@ -52,6 +53,27 @@ _lock = threading.Lock()
 
 class ImplChoiceWarning(UserWarning):
     """Emitted once per op per process when ``impl="auto"`` picks an implementation."""
+
+
+TRITON_MISSING = ("the fused kernels need the triton package, which is not installed here (it "
+                  "ships with PyTorch's CUDA wheels on Linux); install it with 'pip install "
+                  "triton', or use the PyTorch reference ops (impl='torch' / --kernels torch)")
+
+
+def has_triton() -> bool:
+    """True when ``import triton`` works. Cached: decides only which path runs."""
+    global _HAS_TRITON
+    if _HAS_TRITON is None:
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            _HAS_TRITON = False
+        else:
+            _HAS_TRITON = True
+    return _HAS_TRITON
+
+
+_HAS_TRITON: bool | None = None
 
 
 def triton_interpret_enabled() -> bool:
@@ -72,6 +94,8 @@ def _announce(op_name: str, choice: str, device_type: str) -> None:
         _announced.add(op_name)
     if choice == "triton":
         why = f"tensor on {device_type}"
+    elif device_type == "cuda":
+        why = "Triton is not installed"
     else:
         why = f"tensor on {device_type}, Triton is only auto-selected for CUDA tensors"
     warnings.warn(
@@ -104,13 +128,14 @@ def resolve_impl(
 
     Raises:
         ValueError: on an unknown ``impl``.
-        RuntimeError: for ``impl="triton"`` on a non-CUDA tensor without ``TRITON_INTERPRET=1``.
+        RuntimeError: for ``impl="triton"`` without Triton installed, or on a non-CUDA tensor
+            without ``TRITON_INTERPRET=1``.
     """
     if impl not in _VALID:
         raise ValueError(f"{op_name}: impl must be one of {_VALID}, got {impl!r}")
     device = _device_of(tensor_or_device)
     if impl == "auto":
-        choice = "triton" if device.type == "cuda" else "torch"
+        choice = "triton" if device.type == "cuda" and has_triton() else "torch"
         device_type = device.type
         if torch.compiler.is_compiling():
             # warnings.warn would graph-break under Dynamo; comptime runs the announcement at
@@ -120,6 +145,8 @@ def resolve_impl(
         else:
             _announce(op_name, choice, device_type)
         return choice
+    if impl == "triton" and not has_triton():
+        raise RuntimeError(f"{op_name}: impl='triton': {TRITON_MISSING}")
     if impl == "triton" and device.type != "cuda" and not triton_interpret_enabled():
         raise RuntimeError(
             f"{op_name}: impl='triton' needs a CUDA tensor, got one on {device.type!r}. Running "

@@ -46,8 +46,9 @@ transforms (a spectrally normalised critic inside ``torch.func.grad``). Calling
 Function runs the launchers directly (:func:`~._launch.eager_direct_ok`), which skips the
 custom op's dispatcher round trips; anything that traces or fakes tensors gets the op.
 
-Reference: ``torch_spectral_norm`` (pure PyTorch, numerically PyTorch's own parametrization),
-paired with ``triton_spectral_norm``.
+Reference: ``torch_spectral_norm`` in :mod:`.reference` (pure PyTorch, numerically PyTorch's own
+parametrization), paired with ``triton_spectral_norm`` here. This module needs Triton; the
+public op and the parametrization (:mod:`.ops`) load it only when the Triton path is chosen.
 """
 
 from __future__ import annotations
@@ -58,11 +59,9 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from torch import Tensor, nn
-from torch.nn.utils import parametrize
+from torch import Tensor
 
 from ._launch import (
-    IMPLS,
     TileConfig,
     acc_dtype,
     bind_signatures,
@@ -72,24 +71,17 @@ from ._launch import (
     next_power_of_2,
     num_warps_for,
     prev_power_of_2,
-    resolve_impl,
     tile_config,
     tl_dtype,
 )
 from ._math import ieee_div, ieee_sqrt
+from .reference import torch_outer_as_weight
 
 __all__ = [
-    "SpectralNorm",
-    "spectral_norm",
-    "spectral_norm_forward",
     "spectral_norm_backward",
-    "torch_spectral_norm",
-    "torch_spectral_norm_backward",
-    "torch_spectral_norm_power_iteration_",
+    "spectral_norm_forward",
     "triton_spectral_norm",
 ]
-
-_OP_NAME = "spectral_norm"
 
 
 # --------------------------------------------------------------------------------------------
@@ -910,90 +902,6 @@ class _SpectralNormBackwardFunction(torch.autograd.Function):
 
 bind_signatures(_SpectralNormFunction, _SpectralNormBackwardFunction)
 
-# --------------------------------------------------------------------------------------------
-# Reference (pure PyTorch, numerically torch.nn.utils.parametrizations.spectral_norm)
-# --------------------------------------------------------------------------------------------
-
-
-def _reshape_weight_to_matrix(weight: Tensor, dim: int) -> Tensor:
-    if dim != 0:
-        weight = weight.permute(dim, *(d for d in range(weight.dim()) if d != dim))
-    return weight.flatten(1)
-
-
-def torch_outer_as_weight(u: Tensor, v: Tensor, weight: Tensor, dim: int) -> Tensor:
-    """``u v^T`` laid out like ``weight`` (inverse of the matrix reshape for ``dim``)."""
-    shape = list(weight.shape)
-    moved = [shape[dim]] + shape[:dim] + shape[dim + 1 :]
-    uv = torch.outer(u, v).to(weight.dtype).reshape(moved)
-    return uv.movedim(0, dim)
-
-
-@torch.no_grad()
-def torch_spectral_norm_power_iteration_(
-    weight_mat: Tensor, u: Tensor, v: Tensor, n_power_iterations: int, eps: float
-) -> None:
-    """PyTorch's ``_SpectralNorm._power_method``: update ``u``, ``v`` in place.
-
-    Args:
-        weight_mat: the ``[H, K]`` weight matrix.
-        u, v: the ``[H]``/``[K]`` buffers, overwritten.
-        n_power_iterations: number of iterations.
-        eps: norm clamp.
-    """
-    for _ in range(n_power_iterations):
-        F.normalize(torch.mv(weight_mat, v), dim=0, eps=eps, out=u)
-        F.normalize(torch.mv(weight_mat.H, u), dim=0, eps=eps, out=v)
-
-
-def torch_spectral_norm(
-    weight: Tensor,
-    u: Tensor,
-    v: Tensor,
-    n_power_iterations: int = 1,
-    eps: float = 1e-12,
-    dim: int = 0,
-    training: bool = True,
-) -> Tensor:
-    """Pure-PyTorch spectral normalisation, step for step ``_SpectralNorm.forward``.
-
-    Args:
-        weight: the weight (``ndim >= 2``; 1-d weights are just normalised).
-        u, v: singular-vector buffers, updated in place when ``training``.
-        n_power_iterations: power iterations per training call.
-        eps: norm clamp.
-        dim: output dimension of ``weight``.
-        training: whether to run the power iteration.
-
-    Returns:
-        ``weight / sigma`` (differentiable w.r.t. ``weight``, u and v held constant).
-    """
-    if weight.ndim == 1:
-        return F.normalize(weight, dim=0, eps=eps)
-    weight_mat = _reshape_weight_to_matrix(weight, dim)
-    if training:
-        torch_spectral_norm_power_iteration_(weight_mat, u, v, n_power_iterations, eps)
-    u = u.clone(memory_format=torch.contiguous_format)
-    v = v.clone(memory_format=torch.contiguous_format)
-    sigma = torch.vdot(u, torch.mv(weight_mat, v))
-    return weight / sigma
-
-
-def torch_spectral_norm_backward(
-    grad: Tensor, weight: Tensor, u: Tensor, v: Tensor, sigma: Tensor, dim: int = 0
-) -> Tensor:
-    """Reference gradient of ``weight / (u^T W_mat v)`` w.r.t. ``weight`` (u, v constant).
-
-    Returns:
-        ``grad / sigma - (<grad, weight> / sigma^2) * (u v^T laid out like weight)``.
-    """
-    acc = acc_dtype(weight)
-    s = sigma.reshape(()).to(acc)
-    ga, wa = grad.to(acc), weight.to(acc)
-    uv = torch_outer_as_weight(u.to(acc), v.to(acc), wa, dim)
-    return (ga / s - ((ga * wa).sum() / (s * s)) * uv).to(weight.dtype)
-
-
 def triton_spectral_norm(
     weight: Tensor,
     u: Tensor,
@@ -1012,101 +920,3 @@ def triton_spectral_norm(
         weight, u, v, int(n_power_iterations), float(eps), int(dim), bool(training)
     )
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Parametrization and public op
-# --------------------------------------------------------------------------------------------
-
-
-class SpectralNorm(nn.Module):
-    """Spectral-norm parametrization, state-dict compatible with PyTorch's ``_SpectralNorm``.
-
-    Buffers ``_u`` ``[H]`` and ``_v`` ``[K]`` (absent for 1-d weights), initialised exactly as
-    PyTorch does: normalised ``normal_(0, 1)`` vectors followed by 15 power iterations.
-    """
-
-    def __init__(
-        self,
-        weight: Tensor,
-        n_power_iterations: int = 1,
-        dim: int = 0,
-        eps: float = 1e-12,
-        impl: str = "auto",
-    ) -> None:
-        super().__init__()
-        ndim = weight.ndim
-        if dim >= ndim or dim < -ndim:
-            raise IndexError(
-                f"Dimension out of range (expected to be in range of [-{ndim}, {ndim - 1}] "
-                f"but got {dim})"
-            )
-        if not isinstance(n_power_iterations, int) or n_power_iterations <= 0:
-            raise ValueError(
-                "Expected n_power_iterations to be a positive int, but got "
-                f"n_power_iterations={n_power_iterations!r}"
-            )
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be 'auto', 'triton' or 'torch', got {impl!r}")
-        self.dim = dim if dim >= 0 else dim + ndim
-        self.eps = eps
-        self.impl = impl
-        if ndim > 1:
-            self.n_power_iterations = n_power_iterations
-            weight_mat = _reshape_weight_to_matrix(weight.detach(), self.dim)
-            h, w = weight_mat.size()
-            u = weight_mat.new_empty(h).normal_(0, 1)
-            v = weight_mat.new_empty(w).normal_(0, 1)
-            self.register_buffer("_u", F.normalize(u, dim=0, eps=self.eps))
-            self.register_buffer("_v", F.normalize(v, dim=0, eps=self.eps))
-            torch_spectral_norm_power_iteration_(weight_mat, self._u, self._v, 15, self.eps)
-
-    def forward(self, weight: Tensor) -> Tensor:
-        if weight.ndim == 1:
-            return F.normalize(weight, dim=0, eps=self.eps)
-        impl = resolve_impl(self.impl, weight, _OP_NAME)
-        fn = triton_spectral_norm if impl == "triton" else torch_spectral_norm
-        return fn(
-            weight, self._u, self._v, self.n_power_iterations, self.eps, self.dim, self.training
-        )
-
-    def right_inverse(self, value: Tensor) -> Tensor:
-        return value
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, eps={self.eps}, impl={self.impl!r}"
-
-
-def spectral_norm(
-    module: nn.Module,
-    name: str = "weight",
-    n_power_iterations: int = 1,
-    eps: float = 1e-12,
-    dim: int | None = None,
-    impl: str = "auto",
-) -> nn.Module:
-    """Apply spectral normalisation to ``module.<name>`` (drop-in for PyTorch's parametrization).
-
-    Args:
-        module: the layer (Linear, Conv*, ConvTranspose*, ...).
-        name: name of the weight parameter.
-        n_power_iterations: power iterations per training forward (>= 1).
-        eps: norm clamp.
-        dim: output dimension; default 1 for ConvTranspose1/2/3d, else 0.
-        impl: ``"auto"`` (Triton on CUDA, reference elsewhere, announced once), ``"triton"``
-            or ``"torch"``.
-
-    Returns:
-        ``module``, with a :class:`SpectralNorm` parametrization registered on ``name``; its
-        state dict has the same keys as with ``torch.nn.utils.parametrizations.spectral_norm``.
-    """
-    weight = getattr(module, name, None)
-    if not isinstance(weight, Tensor):
-        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
-    if dim is None:
-        convt = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-        dim = 1 if isinstance(module, convt) else 0
-    parametrize.register_parametrization(
-        module, name, SpectralNorm(weight, n_power_iterations, dim, eps, impl=impl)
-    )
-    return module

@@ -35,7 +35,9 @@ The double backward of the *critic* (WGAN-GP's ``d penalty / d params``) only ne
 first-order backward above; it composes with ``torch.autograd.grad(create_graph=True)``,
 ``torch.func.grad`` and ``torch.compile(fullgraph=True)``.
 
-Reference: ``torch_gp_norm_penalty`` (pure PyTorch), paired with ``triton_gp_norm_penalty``.
+Reference: ``torch_gp_norm_penalty`` in :mod:`.reference` (pure PyTorch), paired with
+``triton_gp_norm_penalty`` here. This module needs Triton; the public op (:mod:`.ops`) loads it
+only when the Triton path is chosen.
 """
 
 from __future__ import annotations
@@ -54,21 +56,16 @@ from ._launch import (
     eager_direct_ok,
     next_power_of_2,
     num_warps_for,
-    resolve_impl,
     tile_config,
     tl_dtype,
 )
 from ._math import ieee_div, ieee_sqrt
 
 __all__ = [
-    "gp_norm_penalty",
     "gp_norm_penalty_backward",
     "gp_norm_penalty_forward",
-    "torch_gp_norm_penalty",
     "triton_gp_norm_penalty",
 ]
-
-_OP_NAME = "gp_norm_penalty"
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,22 +458,8 @@ class _GPNormPenaltyBackwardFunction(torch.autograd.Function):
 bind_signatures(_GPNormPenaltyFunction, _GPNormPenaltyBackwardFunction)
 
 # --------------------------------------------------------------------------------------------
-# Reference and public op
+# Differentiable entry point
 # --------------------------------------------------------------------------------------------
-
-
-def torch_gp_norm_penalty(g: Tensor) -> Tensor:
-    """Pure-PyTorch WGAN-GP norm penalty ``mean_i((||g_i||_2 - 1)^2)``.
-
-    Args:
-        g: ``[B, ...]`` per-sample gradients.
-
-    Returns:
-        0-d tensor in ``g.dtype``. Its gradient at a zero row is 0 (``vector_norm``'s
-        subgradient).
-    """
-    norms = torch.linalg.vector_norm(g.reshape(g.shape[0], -1), ord=2, dim=1)
-    return ((norms - 1.0) ** 2).mean()
 
 
 def triton_gp_norm_penalty(g: Tensor) -> Tensor:
@@ -484,20 +467,3 @@ def triton_gp_norm_penalty(g: Tensor) -> Tensor:
     :func:`torch_gp_norm_penalty`, differentiable twice."""
     loss, _ = _GPNormPenaltyFunction.apply(g)
     return loss
-
-
-def gp_norm_penalty(g: Tensor, impl: str = "auto") -> Tensor:
-    """WGAN-GP penalty ``mean_i((||g_i||_2 - 1)^2)`` over per-sample gradients.
-
-    Args:
-        g: ``[B, ...]`` gradients of the critic w.r.t. the interpolates (e.g. from
-            ``torch.autograd.grad(..., create_graph=True)`` or ``torch.func.grad``).
-        impl: ``"auto"`` (Triton on CUDA, reference elsewhere, announced once), ``"triton"``
-            or ``"torch"``.
-
-    Returns:
-        0-d penalty in ``g.dtype`` (fp32 for fp32 input), differentiable (twice) w.r.t. ``g``.
-    """
-    if resolve_impl(impl, g, _OP_NAME) == "triton":
-        return triton_gp_norm_penalty(g)
-    return torch_gp_norm_penalty(g)

@@ -12,8 +12,9 @@ from ..checkpoints import (
     load_latest_good,
     resolve_checkpoint,
 )
-from ..config import TrainConfig, config_from_args
+from ..config import TrainConfig
 from ..errors import CheckpointError, UserError, run_cli
+from .config_args import config_from_args
 
 # flags that may change when a run is resumed; everything else comes from the checkpoint
 RESUMABLE = {"epochs", "max_steps", "progress", "log_every", "checkpoint_every", "keep_last",

@@ -6,6 +6,7 @@ import torch
 
 from ..errors import UserError
 from ..ranges import OutputRange
+from ..seeding import epoch_order_seed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ class BatchIterator:
 
     def epoch(self, epoch: int, start: int = 0):
         """Yield ``(images, labels)`` batches of epoch ``epoch`` from batch ``start`` on."""
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(epoch_order_seed(self.seed, epoch))
         order = torch.randperm(len(self.x), generator=gen)
         used = self.batches_per_epoch * self.batch_size * self.world_size
         order = order[:used].view(self.batches_per_epoch, self.world_size, self.batch_size)

@@ -30,32 +30,33 @@ class MinibatchDiscrimination(nn.Module):
 
 class VirtualBatchNorm(nn.Module):
     """Virtual batch norm (Salimans et al. 2016): each example is normalised with the
-    statistics of a fixed *reference batch* together with itself, so an example's output does
-    not depend on the other examples of its minibatch.
+    statistics of a batch fixed once at the start of training (the paper's "reference batch")
+    together with itself, so an example's output does not depend on the other examples of its
+    minibatch.
 
-    In training, the first ``reference`` rows of the input are the reference batch (see
-    :class:`ReferenceBatchGenerator`, which prepends them): their per-channel mean and mean
+    In training, the first ``fixed_rows`` rows of the input are the fixed batch (see
+    :class:`FixedBatchGenerator`, which prepends them): their per-channel mean and mean
     square are taken from those rows, with gradient, and kept as buffers for evaluation, where
-    the input holds no reference rows. Per example ``i`` with per-channel mean ``m_i`` and
-    mean square ``s_i`` over its spatial positions, and ``c = 1 / (reference + 1)``::
+    the input holds no fixed rows. Per example ``i`` with per-channel mean ``m_i`` and
+    mean square ``s_i`` over its spatial positions, and ``c = 1 / (fixed_rows + 1)``::
 
-        mean_i = c m_i + (1 - c) mean_ref,   var_i = c s_i + (1 - c) sq_ref - mean_i^2
+        mean_i = c m_i + (1 - c) mean_fixed,   var_i = c s_i + (1 - c) sq_fixed - mean_i^2
         y_i = gamma (x_i - mean_i) / sqrt(var_i + eps) + beta
 
     Same parameters as the BatchNorm it replaces (so parameter counts are unchanged).
     """
 
-    def __init__(self, num_features: int, reference: int, eps: float = 1e-5):
+    def __init__(self, num_features: int, fixed_rows: int, eps: float = 1e-5):
         super().__init__()
-        self.reference, self.eps = reference, eps
+        self.fixed_rows, self.eps = fixed_rows, eps
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("ref_mean", torch.zeros(num_features))
-        self.register_buffer("ref_meansq", torch.ones(num_features))
+        self.register_buffer("fixed_mean", torch.zeros(num_features))
+        self.register_buffer("fixed_meansq", torch.ones(num_features))
 
     @classmethod
-    def replacing(cls, bn: nn.modules.batchnorm._BatchNorm, reference: int) -> VirtualBatchNorm:
-        vbn = cls(bn.num_features, reference, bn.eps)
+    def replacing(cls, bn: nn.modules.batchnorm._BatchNorm, fixed_rows: int) -> VirtualBatchNorm:
+        vbn = cls(bn.num_features, fixed_rows, bn.eps)
         if bn.affine:
             with torch.no_grad():
                 vbn.weight.copy_(bn.weight)
@@ -66,47 +67,47 @@ class VirtualBatchNorm(nn.Module):
         dims = [0, *range(2, x.dim())]  # batch and spatial axes
         spatial = list(range(2, x.dim()))
         if self.training:
-            ref = x[: self.reference]
-            ref_mean, ref_meansq = ref.mean(dims), ref.square().mean(dims)  # [C]
+            fixed = x[: self.fixed_rows]
+            fixed_mean, fixed_meansq = fixed.mean(dims), fixed.square().mean(dims)  # [C]
             with torch.no_grad():
-                self.ref_mean.copy_(ref_mean)
-                self.ref_meansq.copy_(ref_meansq)
+                self.fixed_mean.copy_(fixed_mean)
+                self.fixed_meansq.copy_(fixed_meansq)
         else:
-            ref_mean, ref_meansq = self.ref_mean, self.ref_meansq
+            fixed_mean, fixed_meansq = self.fixed_mean, self.fixed_meansq
         shape = (1, -1) + (1,) * len(spatial)
         own_mean = x.mean(spatial, keepdim=True) if spatial else x  # [B, C, 1, 1] or [B, C]
         own_meansq = x.square().mean(spatial, keepdim=True) if spatial else x.square()
-        c = 1.0 / (self.reference + 1)
-        mean = c * own_mean + (1 - c) * ref_mean.view(shape)
-        var = (c * own_meansq + (1 - c) * ref_meansq.view(shape) - mean.square()).clamp_min(0)
+        c = 1.0 / (self.fixed_rows + 1)
+        mean = c * own_mean + (1 - c) * fixed_mean.view(shape)
+        var = (c * own_meansq + (1 - c) * fixed_meansq.view(shape) - mean.square()).clamp_min(0)
         y = (x - mean) * torch.rsqrt(var + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
 
-class ReferenceBatchGenerator(nn.Module):
-    """A generator whose BatchNorms are :class:`VirtualBatchNorm` over a fixed reference batch.
+class FixedBatchGenerator(nn.Module):
+    """A generator whose BatchNorms are :class:`VirtualBatchNorm` over a fixed batch of latents.
 
-    ``reference_latent`` (drawn once, a buffer so it is checkpointed) is prepended to every
+    ``fixed_latent`` (drawn once, a buffer so it is checkpointed) is prepended to every
     training forward; its outputs are dropped. In eval mode the generator runs alone, with
-    the reference statistics of the last training forward.
+    the fixed batch's statistics of the last training forward.
     """
 
-    def __init__(self, G: nn.Module, reference_latent: dict[str, torch.Tensor]):
+    def __init__(self, G: nn.Module, fixed_latent: dict[str, torch.Tensor]):
         super().__init__()
-        self.reference = next(iter(reference_latent.values())).shape[0]
+        self.fixed_rows = next(iter(fixed_latent.values())).shape[0]
         for name, m in list(G.named_modules()):
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 parent, _, attr = name.rpartition(".")
                 setattr(G.get_submodule(parent) if parent else G, attr,
-                        VirtualBatchNorm.replacing(m, self.reference))
+                        VirtualBatchNorm.replacing(m, self.fixed_rows))
         self.G = G
-        self.names = list(reference_latent)
-        for k, v in reference_latent.items():
-            self.register_buffer(f"ref_{k}", v)
+        self.names = list(fixed_latent)
+        for k, v in fixed_latent.items():
+            self.register_buffer(f"fixed_{k}", v)
         self.output_range = getattr(G, "output_range", None)
 
     def forward(self, **latent: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.G(**latent)
-        joined = {k: torch.cat([getattr(self, f"ref_{k}"), latent[k]]) for k in self.names}
-        return self.G(**joined)[self.reference:]
+        joined = {k: torch.cat([getattr(self, f"fixed_{k}"), latent[k]]) for k in self.names}
+        return self.G(**joined)[self.fixed_rows:]

@@ -49,6 +49,7 @@ from ..devices import select_device
 from ..errors import CheckpointError, UserError
 from ..ops import build_ops
 from ..plots import plot_losses, save_grid
+from ..seeding import sample_grid_seed, step_noise_seed
 from ..variants import Batch, Phase, Variant, build_variant
 from .distributed import dist_info
 from .ema import GeneratorEMA
@@ -62,7 +63,7 @@ class Diverged(RuntimeError):
 def fixed_latent_for(variant: Variant, device, seed: int) -> dict[str, torch.Tensor]:
     """The latent used for every sample grid: 10x10 by class/code when there is one."""
     spec = variant.latent
-    gen = torch.Generator(device="cpu").manual_seed(seed + 7919)
+    gen = torch.Generator(device="cpu").manual_seed(sample_grid_seed(seed))
     if spec.num_labels:
         rows = torch.arange(10).repeat_interleave(10)
         lat = spec.sample(100, "cpu", gen, **spec.class_kwargs(rows))
@@ -214,13 +215,13 @@ class Trainer:
         """Run every phase due at this step; returns the phases' detached logs."""
         logs: dict[str, torch.Tensor] = {}
         step = self.pos.step
-        self.noise.manual_seed(self.cfg.seed * 1_000_003 + self.rank * 7_919 + step + 1)
+        self.noise.manual_seed(step_noise_seed(self.cfg.seed, self.rank, step))
         for ph in self.phases:
             if step % ph.every:
                 continue
             latent = self.variant.latent.sample(real.shape[0], self.device, self.noise)
             batch = Batch(real, labels, latent,
-                          self.variant.draw(real.shape[0], self.device, self.noise))
+                          self.variant.draw_augmentation(real.shape[0], self.device, self.noise))
             with torch.profiler.record_function(f"{ph.name}_step"):
                 with self._autocast():
                     if ph.name in self.first_call_seconds:

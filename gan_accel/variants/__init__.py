@@ -1,7 +1,8 @@
 """The GAN family. Each module here defines ``VARIANT``, a :class:`Variant` subclass.
 
-Adding a variant means adding one module with its class and preset: :data:`VARIANTS` is
-built by scanning this package, nothing else needs to change.
+Adding a variant means adding one module with its class and recipes: :data:`VARIANTS` is
+built by scanning this package, nothing else needs to change. :func:`recipe_config` turns a
+variant's recipe into a :class:`~gan_accel.config.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ..config import Recipe, TrainConfig
 from ..errors import UserError
 from ..latent import LatentSpec
+from ..ops import TORCH_OPS
 from .base import Batch, Phase, Variant
 
 
@@ -36,12 +39,33 @@ def get_variant(name: str) -> type[Variant]:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(VARIANTS)}") from None
 
 
-def build_variant(cfg, ops=None) -> Variant:
-    """Instantiate ``cfg.model`` with the given ops (default: plain PyTorch)."""
-    from ..ops import TORCH_OPS
+def recipe_config(model: str, recipe: str = "tuned", **overrides) -> TrainConfig:
+    """``model``'s tuned recipe (with its own epochs), or with ``recipe="paper"`` its paper's
+    or seed's hyperparameters; ``overrides`` replace any field. Validated.
 
+    Raises:
+        UserError: for an unknown model or recipe, or a paper recipe the variant lacks.
+    """
+    try:
+        recipe = Recipe(recipe)
+    except ValueError:
+        raise UserError(f"--recipe {recipe!r} is not one of "
+                        f"{', '.join(r.value for r in Recipe)}") from None
+    variant = get_variant(model)
+    if recipe is Recipe.PAPER and not variant.paper_recipe:
+        raise UserError(f"{model} states no paper recipe; use --recipe tuned")
+    chosen = variant.tuned_recipe if recipe is Recipe.TUNED else variant.paper_recipe
+    values = {"model": model, "recipe": recipe.value, "out": f"runs/{model}", **chosen,
+              **overrides}
+    cfg = TrainConfig(**values)
+    cfg.validate()
+    return cfg
+
+
+def build_variant(cfg: TrainConfig, ops=None) -> Variant:
+    """Instantiate ``cfg.model`` with the given ops (default: plain PyTorch)."""
     return get_variant(cfg.model)(cfg, ops or TORCH_OPS)
 
 
 __all__ = ["VARIANTS", "Batch", "LatentSpec", "Phase", "Variant", "build_variant",
-           "get_variant"]
+           "get_variant", "recipe_config"]

@@ -15,21 +15,16 @@ no RNG. Each call that shows images to D uses its own view ``u[i]``.
 
 from __future__ import annotations
 
-import enum
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..augment_policy import Transform, parse_policy
 from ..ranges import OutputRange
 
-
-class Transform(enum.Enum):
-    TRANSLATION = "translation"  # shift by up to 1/8 of the side, background fills in
-    CUTOUT = "cutout"  # a square of half the side set to the background
-    COLOR = "color"  # brightness +-1/4 of the range width, contrast x[0.5, 1.5]
-    AFFINE = "affine"  # rotation by up to +-15 degrees, scale x[0.9, 1.1], about the centre
+__all__ = ["PARAMS", "VIEWS", "Augment", "Transform", "diff_augment", "parse_policy"]
 
 
 # columns of u: [apply, a, b] per transform
@@ -40,19 +35,6 @@ TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
 MAX_ROTATION = math.radians(15.0)
 SCALE_RANGE = (0.9, 1.1)
-
-
-def parse_policy(text: str) -> tuple[Transform, ...]:
-    """``"translation,cutout"`` -> the transforms in their fixed order; ``"none"`` -> ()."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["none"]:
-        return ()
-    known = {t.value: t for t in Transform}
-    bad = [n for n in names if n not in known]
-    if bad or not names:
-        raise ValueError(f"unknown augmentation {bad[0] if bad else text!r}; use none or a "
-                         f"comma-separated list of {', '.join(known)}")
-    return tuple(t for t in Transform if t.value in names)
 
 
 def _columns(u: Tensor, t: Transform) -> tuple[Tensor, Tensor, Tensor]:

@@ -12,24 +12,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
+from ..config import TrainConfig
 from ..latent import LatentSpec
-from ..models.layers import ReferenceBatchGenerator
+from ..models.layers import FixedBatchGenerator
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
+from ..seeding import vbn_batch_seed
 from .augment import Augment, parse_policy
 from .losses import BCE, AdversarialLoss
 from .tricks import HistoricalAverage, feature_matching_loss
 
-if TYPE_CHECKING:  # the config names a variant by string; variants never import it
-    from ..config import TrainConfig
-
 Logs = dict[str, torch.Tensor]
-VBN_REFERENCE = 64  # rows of virtual batch norm's reference batch
+VBN_BATCH = 64  # rows of virtual batch norm's fixed batch
 
 
 class Batch(NamedTuple):
@@ -56,11 +55,12 @@ class Variant(nn.Module, ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    # ``reference``: the paper's / seed's hyperparameters (``--recipe reference``).
-    # ``preset``: the default recipe, ``reference`` plus the departures measured on the
-    # embedded subset (each stated where the variant sets it); it carries its own epochs.
-    reference: ClassVar[dict] = {}
-    preset: ClassVar[dict] = {}
+    # ``paper_recipe``: the paper's / seed's hyperparameters (``--recipe paper``).
+    # ``tuned_recipe``: the default, ``paper_recipe`` plus the departures measured on the
+    # embedded subset (each stated where the variant sets it, with its results file; the run
+    # history is in docs/recipes.md); it carries its own epochs.
+    paper_recipe: ClassVar[dict] = {}
+    tuned_recipe: ClassVar[dict] = {}
     loss: ClassVar[AdversarialLoss] = BCE()
     output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it
 
@@ -70,7 +70,7 @@ class Variant(nn.Module, ABC):
         self.latent = self.latent_spec()
         self.G = self.build_generator()
         if cfg.virtual_batch_norm:
-            self.G = ReferenceBatchGenerator(self.G, self.reference_latent())
+            self.G = FixedBatchGenerator(self.G, self.vbn_batch_latent())
         self.D = self.build_discriminator()
         policy = parse_policy(cfg.augment)
         self.augment = Augment(policy, self.output_range) if policy else None
@@ -83,10 +83,10 @@ class Variant(nn.Module, ABC):
     def latent_spec(self) -> LatentSpec:
         return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist)
 
-    def reference_latent(self) -> dict[str, torch.Tensor]:
-        """The fixed reference batch of virtual batch norm, drawn from the run's seed."""
-        gen = torch.Generator().manual_seed(self.cfg.seed + 104_729)
-        return self.latent.sample(VBN_REFERENCE, "cpu", gen)
+    def vbn_batch_latent(self) -> dict[str, torch.Tensor]:
+        """Virtual batch norm's fixed batch of latents, drawn from the run's seed."""
+        gen = torch.Generator().manual_seed(vbn_batch_seed(self.cfg.seed))
+        return self.latent.sample(VBN_BATCH, "cpu", gen)
 
     @abstractmethod
     def build_generator(self) -> nn.Module:
@@ -105,12 +105,13 @@ class Variant(nn.Module, ABC):
     def generate(self, latent: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.G(**latent)
 
-    def draw(self, batch: int, device, generator: torch.Generator) -> torch.Tensor | None:
+    def draw_augmentation(self, batch: int, device,
+                          generator: torch.Generator) -> torch.Tensor | None:
         """The per-phase uniforms the losses use (``Batch.aug``): augmentation draws, or
         None when nothing is random beyond the latent."""
         return self.augment.draw(batch, device, generator) if self.augment else None
 
-    def seen(self, x: torch.Tensor, b: Batch, view: int) -> torch.Tensor:
+    def augmented(self, x: torch.Tensor, b: Batch, view: int) -> torch.Tensor:
         """``x`` as D sees it: augmented with the phase's ``view``-th draw when augmenting."""
         if self.augment is None or b.aug is None:
             return x
@@ -136,8 +137,8 @@ class Variant(nn.Module, ABC):
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
-        fake_logit = self.critic(self.seen(fake, b, 1), self.fake_labels(b))
+        real_logit = self.critic(self.augmented(b.real, b, 0), b.labels)
+        fake_logit = self.critic(self.augmented(fake, b, 1), self.fake_labels(b))
         loss = self.adversarial_d(real_logit, fake_logit)
         if self.hist is not None:
             loss = loss + self.cfg.historical_averaging * self.hist["D"].penalty(self.D)
@@ -145,9 +146,10 @@ class Variant(nn.Module, ABC):
                       "d_fake": fake_logit.detach().mean()}
 
     def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        fake = self.seen(self.generate(b.latent), b, 0)
+        fake = self.augmented(self.generate(b.latent), b, 0)
         if self.cfg.feature_matching:
-            loss = feature_matching_loss(self.critic_features(self.seen(b.real, b, 1), b.labels),
+            real_features = self.critic_features(self.augmented(b.real, b, 1), b.labels)
+            loss = feature_matching_loss(real_features,
                                          self.critic_features(fake, self.fake_labels(b)))
         else:
             loss = self.adversarial_g(self.critic(fake, self.fake_labels(b)))

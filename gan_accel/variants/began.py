@@ -12,18 +12,14 @@ convergence measure M = L(x) + |gamma L(x) - L(G(z))|.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ..config import TrainConfig
 from ..errors import UserError
 from ..models.began import BEGANDiscriminator, BEGANGenerator
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
 from .base import Batch, Logs, Variant
-
-if TYPE_CHECKING:
-    from ..config import TrainConfig
 
 
 class BEGAN(Variant):
@@ -33,15 +29,15 @@ class BEGAN(Variant):
     # The BEGAN paper: Adam 1e-4, halved when the convergence stalls (here: plateau of the
     # phase losses, factor 0.5), gamma 0.5, lambda_k 1e-3, k_0 = 0, z ~ U(-1, 1), bottleneck
     # width = latent width, no SN, no label smoothing.
-    reference = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.5, beta2=0.999, batch_size=64,
-                     real_label=1.0, plateau_factor=0.5, plateau_patience=5, latent_dim=32,
-                     latent_dist="uniform", spectral_norm=False, d_batch_norm=False,
-                     began_gamma=0.5, began_lambda_k=1e-3)
+    paper_recipe = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.5, beta2=0.999, batch_size=64,
+                        real_label=1.0, plateau_factor=0.5, plateau_patience=5, latent_dim=32,
+                        latent_dist="uniform", spectral_norm=False, d_batch_norm=False,
+                        began_gamma=0.5, began_lambda_k=1e-3)
     # Departures: rate 2e-4 and gamma 1.0 (the paper's most diverse setting), 30 epochs. With
     # the paper's values (on earlier paper-style nets) runs of a few thousand steps stayed on
     # blurry samples, the equilibrium already met and k_t at 0. Measured at 30 epochs: FID
     # 219, largest class share 21.5%; rate 5e-4 for 40 epochs: FID 207, share 28.5%.
-    preset = {**reference, "lr_d": 2e-4, "lr_g": 2e-4, "began_gamma": 1.0, "epochs": 30}
+    tuned_recipe = {**paper_recipe, "lr_d": 2e-4, "lr_g": 2e-4, "began_gamma": 1.0, "epochs": 30}
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__(cfg, ops)
@@ -62,8 +58,8 @@ class BEGAN(Variant):
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        l_real = self.D(self.seen(b.real, b, 0)).mean()
-        l_fake = self.D(self.seen(fake, b, 1)).mean()
+        l_real = self.D(self.augmented(b.real, b, 0)).mean()
+        l_fake = self.D(self.augmented(fake, b, 1)).mean()
         k = self.k.clone()  # the loss uses k_t; the buffer then moves on to k_{t+1}
         loss = l_real - k * l_fake
         if self.hist is not None:
@@ -76,7 +72,7 @@ class BEGAN(Variant):
                       "d_fake": l_fake.detach(), "k_t": k, "convergence": measure}
 
     def g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        loss = self.D(self.seen(self.generate(b.latent), b, 0)).mean()
+        loss = self.D(self.augmented(self.generate(b.latent), b, 0)).mean()
         if self.hist is not None:
             loss = loss + self.cfg.historical_averaging * self.hist["G"].penalty(self.G)
         return loss, {"loss_g": loss.detach()}

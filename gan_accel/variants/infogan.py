@@ -20,10 +20,11 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from ..augment_policy import Transform
 from ..errors import UserError
 from ..latent import LatentSpec
 from ..models.infogan import InfoGANDiscriminator, InfoGANGenerator
-from .augment import Augment, Transform
+from .augment import Augment
 from .base import Batch, Logs, Phase, Variant
 
 # the transforms a real digit's code must survive in the clustering term, and the draw used
@@ -67,10 +68,10 @@ class InfoGAN(Variant):
     # The seed: Adam 5e-4 for D, 2e-4 for G, 1e-4 for the info (Q-G) phase, betas
     # (0.5, 0.99), batch 64, real label 0.9, ReduceLROnPlateau(0.8, 5), z ~ U(-1, 1)^10,
     # SN + BN in D, continuous-code weight 0.1 (3-head MSE; --info-cont-loss nll: 4 heads).
-    reference = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
-                     real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
-                     latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
-                     info_cont_loss="mse", info_cont_weight=0.1)
+    paper_recipe = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
+                        real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
+                        latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
+                        info_cont_loss="mse", info_cont_weight=0.1)
     # Departures, measured on the embedded subset (code accuracy: Q on held-out real digits,
     # Hungarian-matched; 40 epochs): the seed's recipe reaches 48.8% at 30 epochs. The
     # InfoGAN paper's rates (G 1e-3, D 2e-4) give 69.7%, in a third phase or joint alike
@@ -80,7 +81,7 @@ class InfoGAN(Variant):
     # (--info-cluster-weight 1: confident, balanced, shift- and affine-stable codes) lifts it
     # to 76.1% with FID 12.1 (joint) and 77.7% with FID 25.3 (third phase); weight 3
     # collapsed G (7 classes, FID 283).
-    preset = {**reference, "lr_g": 1e-3, "lr_d": 2e-4, "info_phase": "joint",
+    tuned_recipe = {**paper_recipe, "lr_g": 1e-3, "lr_d": 2e-4, "info_phase": "joint",
               "info_cluster_weight": 1.0, "epochs": 40}
     cat_dim, cont_dim = 10, 2
 
@@ -123,7 +124,7 @@ class InfoGAN(Variant):
 
     def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         """The seed's third phase: the information terms on fresh fakes, for G + D."""
-        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
+        q = self.D.heads(self.augmented(self.generate(b.latent), b, 0))
         loss, logs = self.info_terms(q, b)
         return self.real_code_terms(loss, logs, b)
 
@@ -131,10 +132,11 @@ class InfoGAN(Variant):
     def cluster_augment(self) -> Augment:
         return Augment(CLUSTER_TRANSFORMS, self.output_range)
 
-    def draw(self, batch: int, device, generator: torch.Generator) -> torch.Tensor | None:
+    def draw_augmentation(self, batch: int, device,
+                          generator: torch.Generator) -> torch.Tensor | None:
         if self.cfg.info_cluster_weight > 0 and self.augment is None:
             return self.cluster_augment.draw(batch, device, generator)
-        return super().draw(batch, device, generator)
+        return super().draw_augmentation(batch, device, generator)
 
     def cluster_terms(self, cat_logits: torch.Tensor, b: Batch) -> tuple[torch.Tensor, Logs]:
         """:func:`clustering_loss` of Q's categorical logits on ``b.real`` and on a randomly
@@ -148,7 +150,7 @@ class InfoGAN(Variant):
         w = self.cfg.info_cont_weight
         cfg = self.cfg
         if cfg.supervised_code or cfg.thickness_guidance or cfg.info_cluster_weight:
-            qr = self.D.heads(self.seen(b.real, b, 1))
+            qr = self.D.heads(self.augmented(b.real, b, 1))
             if cfg.info_cluster_weight:
                 cluster, clogs = self.cluster_terms(qr.cat_logits, b)
                 loss = loss + cfg.info_cluster_weight * cluster
@@ -170,8 +172,8 @@ class InfoGAN(Variant):
         """min over D and Q of the adversarial D loss - I(c; G(z, c)) (its surrogate)."""
         with torch.no_grad():
             fake = self.generate(b.latent)
-        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
-        q = self.D.heads(self.seen(fake, b, 1))
+        real_logit = self.critic(self.augmented(b.real, b, 0), b.labels)
+        q = self.D.heads(self.augmented(fake, b, 1))
         adv = self.adversarial_d(real_logit, q.logit)
         info, logs = self.info_terms(q, b)
         loss, logs = self.real_code_terms(adv + info, logs, b)
@@ -180,7 +182,7 @@ class InfoGAN(Variant):
 
     def joint_g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         """min over G of the adversarial G loss - I(c; G(z, c))."""
-        q = self.D.heads(self.seen(self.generate(b.latent), b, 0))
+        q = self.D.heads(self.augmented(self.generate(b.latent), b, 0))
         info, logs = self.info_terms(q, b)
         loss = self.adversarial_g(q.logit) + info
         return loss, {"loss_g": loss.detach(), "info_g": info.detach()}

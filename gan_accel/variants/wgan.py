@@ -11,17 +11,16 @@ class WGAN(DCGAN):
     summary = "DCGAN nets, Wasserstein critic (no sigmoid), weights clipped to +-clip_value"
     loss = Wasserstein()
     # The WGAN paper: RMSprop lr 5e-5, clip 0.01, n_critic 5, batch 64, the DCGAN critic with
-    # its BN (clipped like every other critic parameter); no label smoothing, constant
-    # learning rate. Without BN the clipped 4-layer critic is too weak here: G collapsed to
-    # one blob in 100 epochs, while with BN strokes appear within 30.
-    reference = dict(optimizer="rmsprop", lr_d=5e-5, lr_g=5e-5, n_critic=5, clip_value=0.01,
-                     batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
-                     latent_dist="normal", spectral_norm=False, d_batch_norm=True)
-    # Departures, measured on the embedded subset: n_critic 2 and RMSprop 5e-4 for both nets,
-    # 60 epochs: FID 80.4, largest class share 14.8%. The paper's n_critic 5 and 5e-5 left 7
-    # classes and a 44.5% share after 30 epochs; n_critic 2 at 2e-4 reached FID 148 (share
-    # 19.1%) in 40, and 1e-3 stalled at FID 145-163 over 80.
-    preset = {**reference, "n_critic": 2, "lr_d": 5e-4, "lr_g": 5e-4, "epochs": 60}
+    # its BN (clipped like every other critic parameter); no label smoothing, constant learning
+    # rate. Without BN the clipped 4-layer critic is too weak here: G collapsed to one blob in
+    # 100 epochs, while with BN strokes appear within 30.
+    paper_recipe = dict(optimizer="rmsprop", lr_d=5e-5, lr_g=5e-5, n_critic=5, clip_value=0.01,
+                        batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                        latent_dist="normal", spectral_norm=False, d_batch_norm=True)
+    # The paper's n_critic 5 at 5e-5 leaves 7 classes in 30 epochs; n_critic 2 at 5e-4 for 60:
+    # FID 80.4, 10 classes (bench/results/2026-12-01-cpu-2c-1t-quality-part2.json;
+    # docs/recipes.md).
+    tuned_recipe = {**paper_recipe, "n_critic": 2, "lr_d": 5e-4, "lr_g": 5e-4, "epochs": 60}
 
     @torch.no_grad()
     def clip_critic(self) -> None:

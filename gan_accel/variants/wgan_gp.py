@@ -22,14 +22,13 @@ class WGANGP(DCGAN):
     loss = Wasserstein()
     # The WGAN-GP paper (Algorithm 1): lambda 10, n_critic 5, Adam lr 1e-4, betas (0, 0.9),
     # batch 64; no BN in the critic (the penalty is per sample); constant learning rate.
-    reference = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,
-                     batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
-                     latent_dist="normal", spectral_norm=False, d_batch_norm=False)
-    # Departures, measured on the embedded subset: n_critic 2 and Adam 6e-4 for both nets
-    # (betas and lambda as the paper), 40 epochs: FID 22.9, largest class share 13.5%. With the
-    # paper's n_critic 5 and 1e-4, 30 epochs are only 468 G steps (FID 458, 9 classes);
-    # n_critic 2 at 3e-4 reached FID 51 in 40 epochs.
-    preset = {**reference, "n_critic": 2, "lr_d": 6e-4, "lr_g": 6e-4, "epochs": 40}
+    paper_recipe = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,
+                        batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                        latent_dist="normal", spectral_norm=False, d_batch_norm=False)
+    # The paper's n_critic 5 at 1e-4 gives only 468 G steps in 30 epochs (FID 458); n_critic 2
+    # at 6e-4 for 40: FID 22.9 (bench/results/2026-12-01-cpu-2c-1t-quality-part1.json;
+    # docs/recipes.md).
+    tuned_recipe = {**paper_recipe, "n_critic": 2, "lr_d": 6e-4, "lr_g": 6e-4, "epochs": 40}
 
     def build_discriminator(self):
         if self.cfg.d_batch_norm:
@@ -60,12 +59,12 @@ class WGANGP(DCGAN):
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():
             fake = self.generate(b.latent)
-        real_logit = self.critic(self.seen(b.real, b, 0), b.labels)
-        fake_logit = self.critic(self.seen(fake, b, 1), self.fake_labels(b))
+        real_logit = self.critic(self.augmented(b.real, b, 0), b.labels)
+        fake_logit = self.critic(self.augmented(fake, b, 1), self.fake_labels(b))
         # eps comes from torch's global generator (checkpointed by the trainer); compiled, it
         # is Inductor's RNG, seeded from that generator, so eager and compiled draws differ.
         eps = torch.rand(b.real.shape[0], 1, 1, 1, device=b.real.device, dtype=b.real.dtype)
-        gp = self.gradient_penalty(b.real, fake, eps, lambda x_: self.seen(x_, b, 2))
+        gp = self.gradient_penalty(b.real, fake, eps, lambda x_: self.augmented(x_, b, 2))
         wdist = real_logit.mean() - fake_logit.mean()
         loss = -wdist + self.cfg.gp_lambda * gp
         if self.hist is not None:

@@ -9,12 +9,14 @@ busy cores (the compiled paths are covered by inference/kernels here and by test
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import run_module
 
@@ -196,7 +198,8 @@ def test_timing_helpers():
 
 
 def test_quality_dispatch_uses_its_own_options(tmp_path, monkeypatch, capsys):
-    """`python -m bench quality ARGS`: the quality module parses ARGS, its dict is saved."""
+    """`python -m gan_accel.bench quality ARGS`: the quality module parses ARGS; its dict is
+    saved."""
     import types
 
     from gan_accel.bench.__main__ import main
@@ -236,3 +239,20 @@ def test_quality_result_tag_names_dataset_and_tag():
     assert result_tag(SimpleNamespace(dataset="fashion-mnist", tag="")) == "fashion-mnist"
     assert result_tag(SimpleNamespace(dataset="mnist-5k", tag="part1")) == "part1"
     assert result_tag(SimpleNamespace(dataset="fashion-mnist", tag="a")) == "fashion-mnist-a"
+
+
+def test_allow_interpreter_warns_when_the_kernels_were_imported_without_it(monkeypatch, capsys):
+    """--allow-interpreter sets TRITON_INTERPRET=1, which the Triton modules read when they are
+    imported: one already imported without it is said on stderr; otherwise nothing is said."""
+    from gan_accel.bench import __main__ as bench_main
+
+    args = argparse.Namespace(allow_interpreter=True)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    for name in bench_main.TRITON_KERNEL_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    bench_main._use_interpreter(args, torch.device("cpu"))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setitem(sys.modules, "gan_accel.kernels.grad_penalty", object())
+    bench_main._use_interpreter(args, torch.device("cpu"))
+    assert "gan_accel.kernels.grad_penalty was imported before" in capsys.readouterr().err

@@ -9,17 +9,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gan_accel.cli import sample, train
-from gan_accel.config import TrainConfig
 from gan_accel.data import parse_idx
 from gan_accel.errors import DataError, run_cli
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     tiny_mnist(root / "data", n=40, seed=9)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(root / "data"),
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(root / "data"),
                              batch_size=8, max_steps=2, out=str(root / "run"), progress=False,
                              ema=0.0)  # a run without an EMA generator
     Trainer(cfg, log=lambda *_: None).fit()

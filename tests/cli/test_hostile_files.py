@@ -20,10 +20,10 @@ from safetensors.torch import load_file, save_file
 
 from gan_accel.checkpoints import list_checkpoints, sha256_file
 from gan_accel.cli import sample, train
-from gan_accel.config import TrainConfig
 from gan_accel.data import idx
 from gan_accel.errors import run_cli
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 MAX_PEAK = 64 << 20  # bytes a hostile file may make Python allocate while being refused
 
@@ -32,7 +32,7 @@ MAX_PEAK = 64 << 20  # bytes a hostile file may make Python allocate while being
 def good_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     tiny_mnist(root / "data", n=16, seed=9)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(root / "data"),
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(root / "data"),
                              batch_size=8, max_steps=2, out=str(root / "run"), progress=False,
                              ema=0.9)
     Trainer(cfg, log=lambda *_: None).fit()

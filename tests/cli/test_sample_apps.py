@@ -15,10 +15,9 @@ from helpers import tiny_mnist
 from PIL import Image
 
 from gan_accel.cli import sample
-from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError, run_cli
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 TILE = 28 * 2 + 2  # save_grid: 2x upscaling, 2-pixel padding
 
@@ -41,7 +40,7 @@ class Recorder(torch.nn.Module):
 
 def recording(model: str):
     torch.manual_seed(0)
-    variant = build_variant(TrainConfig.preset(model))
+    variant = build_variant(recipe_config(model))
     variant.G = Recorder()
     return variant
 
@@ -145,7 +144,7 @@ def runs(tmp_path_factory):
     tiny_mnist(root / "data", n=40, seed=5)
     out = {}
     for model in ("dcgan", "cgan", "infogan"):
-        cfg = TrainConfig.preset(model, dataset="mnist", data_dir=str(root / "data"),
+        cfg = recipe_config(model, dataset="mnist", data_dir=str(root / "data"),
                                  batch_size=8, max_steps=2, out=str(root / model),
                                  progress=False)
         Trainer(cfg, log=lambda *_: None).fit()

@@ -11,7 +11,6 @@ import torch
 from helpers import run_module, tiny_mnist
 
 from gan_accel.cli import evaluate
-from gan_accel.config import TrainConfig
 from gan_accel.data import FASHION_MNIST_DEBIAN, find_idx_files, load_dataset
 from gan_accel.errors import UserError, run_cli
 from gan_accel.evaluation import (
@@ -24,7 +23,7 @@ from gan_accel.evaluation import (
 )
 from gan_accel.evaluation.classifier import accuracy
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 N = 300  # generated / real images per comparison in these tests
 # CI installs Debian's dataset-fashion-mnist: there a missing dataset is a failure, not a skip
@@ -165,7 +164,7 @@ def test_discriminator_metrics_infogan_q_head_and_probe(mnist5k):
     probe on an untrained D's random features beats chance."""
     clf, real, _ = mnist5k
     torch.manual_seed(0)
-    variant = build_variant(TrainConfig.preset("infogan")).eval()
+    variant = build_variant(recipe_config("infogan")).eval()
     perm = torch.tensor([4, 7, 0, 9, 1, 3, 8, 2, 6, 5])
     variant.predict_code = lambda x: clf(x)[:, perm]  # infogan's range is 'unit'
     res = discriminator_metrics(variant, real, probe_epochs=30)
@@ -189,7 +188,7 @@ def tiny_cfg(tmp_path, name, **kw):
     data = tmp_path / "data"
     if not data.is_dir():
         tiny_mnist(data, n=200, seed=1)
-    return TrainConfig.preset(kw.pop("model", "dcgan"), dataset="mnist", data_dir=str(data),
+    return recipe_config(kw.pop("model", "dcgan"), dataset="mnist", data_dir=str(data),
                               batch_size=8, out=str(tmp_path / name), progress=False,
                               log_every=1, **kw)
 
@@ -234,7 +233,7 @@ def test_training_evaluator_in_the_loop_leaves_rng_alone(tmp_path):
 def test_training_evaluator_rejects_too_many_samples(tmp_path):
     from gan_accel.evaluation import TrainingEvaluator
 
-    cfg = TrainConfig.preset("dcgan", eval_samples=3000, eval_every=10, out=str(tmp_path))
+    cfg = recipe_config("dcgan", eval_samples=3000, eval_every=10, out=str(tmp_path))
     with pytest.raises(UserError, match="--eval-samples 3000 is out of range"):
         TrainingEvaluator(cfg)
 
@@ -245,7 +244,7 @@ def test_training_evaluator_rejects_too_many_samples(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    cfg = TrainConfig.preset("dcgan", batch_size=8, max_steps=2, out=str(root / "run"),
+    cfg = recipe_config("dcgan", batch_size=8, max_steps=2, out=str(root / "run"),
                              progress=False, ema=0.0)  # a run without an EMA generator
     Trainer(cfg, log=quiet).fit()
     return root / "run"
@@ -339,7 +338,8 @@ def test_evaluate_onnx(tiny_run, tmp_path, capsys):
 
 
 def test_quality_bench_quick_writes_json_and_markdown(tmp_path):
-    """``python -m bench.quality``'s main: train, evaluate, write the JSON and the table."""
+    """The main of ``python -m gan_accel.bench quality``: train, evaluate, write the JSON and
+    the table."""
     from gan_accel.bench import quality
 
     code = quality.main(["--quick", "--models", "dcgan", "--steps", "5", "--eval-n", "100",

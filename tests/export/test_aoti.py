@@ -18,9 +18,9 @@ from PIL import Image
 from gan_accel.checkpoints import load_trained
 from gan_accel.cli import export as export_cli
 from gan_accel.cli import sample
-from gan_accel.config import TrainConfig
 from gan_accel.errors import run_cli
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def pt2(tmp_path_factory):
     """(run dir, .pt2 path, CLI output): a 2-step DCGAN run exported with --format pt2."""
     root = tmp_path_factory.mktemp("pt2")
     tiny_mnist(root / "data", n=40, seed=5)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(root / "data"),
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(root / "data"),
                              batch_size=8, max_steps=2, out=str(root / "run"), progress=False,
                              seed=3)
     Trainer(cfg, log=lambda *_: None).fit()

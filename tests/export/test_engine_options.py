@@ -13,14 +13,13 @@ from gan_accel.export import runtime
 from gan_accel.export.onnx_export import export_generator
 from gan_accel.export.runtime import CPU, CUDA, TENSORRT, OnnxGenerator
 
-from gan_accel.config import TrainConfig
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset("dcgan")).eval()
+    v = build_variant(recipe_config("dcgan")).eval()
     path = tmp_path_factory.mktemp("engine") / "g.onnx"
     export_generator(v, path, validate=False)
     return path

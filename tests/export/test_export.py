@@ -9,11 +9,11 @@ import onnx
 import pytest
 import torch
 from gan_accel.export import onnx_export
+from gan_accel.export.conv_form import ConvTransposeAsLinear
 from gan_accel.export.onnx_export import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
     ChannelAffine,
-    ConvTransposeAsLinear,
     ExportError,
     export_generator,
     prepare_generator,
@@ -27,10 +27,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from gan_accel.checkpoints import load_checkpoint, resolve_checkpoint, save_checkpoint
 from gan_accel.cli import export as export_cli
 from gan_accel.cli import sample
-from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError, run_cli
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import VARIANTS, build_variant
+from gan_accel.variants import VARIANTS, build_variant, recipe_config
 
 NAMES = sorted(VARIANTS)
 
@@ -38,7 +37,7 @@ NAMES = sorted(VARIANTS)
 def make_variant(name: str, seed: int = 0):
     """A randomly initialised variant in eval mode with non-trivial BatchNorm statistics."""
     torch.manual_seed(seed)
-    v = build_variant(TrainConfig.preset(name)).eval()
+    v = build_variant(recipe_config(name)).eval()
     with torch.no_grad():
         for m in v.G.modules():
             if isinstance(m, _BatchNorm):
@@ -54,7 +53,7 @@ def one_per_generator() -> list[str]:
     seen = {}
     with torch.random.fork_rng():
         for name in NAMES:
-            v = build_variant(TrainConfig.preset(name))
+            v = build_variant(recipe_config(name))
             key = (type(v.G).__name__, tuple(v.latent.input_names), v.output_range)
             seen.setdefault(key, name)
     return sorted(seen.values())
@@ -252,7 +251,7 @@ def tiny_run(tmp_path_factory):
     """A 2-step DCGAN run with an EMA generator; also a cgan export for --label."""
     root = tmp_path_factory.mktemp("export-cli")
     tiny_mnist(root / "data", n=40, seed=5)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(root / "data"),
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(root / "data"),
                              batch_size=8, max_steps=2, out=str(root / "run"), progress=False,
                              ema=0.9, seed=3)
     Trainer(cfg, log=lambda *_: None).fit()

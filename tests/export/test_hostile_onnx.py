@@ -11,16 +11,15 @@ from gan_accel.export.runtime import ModelFileError, OnnxGenerator
 from onnx import TensorProto, helper
 
 from gan_accel.cli import evaluate, sample
-from gan_accel.config import TrainConfig
 from gan_accel.errors import run_cli
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile") / "models"
     folder.mkdir()
-    export_generator(build_variant(TrainConfig.preset("dcgan")), folder / "g.onnx",
+    export_generator(build_variant(recipe_config("dcgan")), folder / "g.onnx",
                      validate=False)
     return folder / "g.onnx"
 

@@ -30,9 +30,9 @@ from torch import nn
 
 from gan_accel.checkpoints import load_trained
 from gan_accel.cli import export as export_cli
-from gan_accel.config import TrainConfig
 from gan_accel.errors import run_cli
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 GATE = Gate(samples=1000)
 
@@ -79,7 +79,7 @@ def test_to_conv_form_moves_activations_and_keeps_the_generator():
 def load_or_build(name: str):
     from gan_accel.variants import build_variant
 
-    return build_variant(TrainConfig.preset(name)).eval()
+    return build_variant(recipe_config(name)).eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def trained(tmp_path_factory):
     """(run dir, variant): DCGAN, 2 epochs of the embedded subset at lr 1e-3, seed 0: blurry
     digits of every class (1 epoch: mostly one class, which would make the gate trivial)."""
     root = tmp_path_factory.mktemp("int8")
-    cfg = TrainConfig.preset("dcgan", epochs=2, lr_d=1e-3, lr_g=1e-3, out=str(root / "run"),
+    cfg = recipe_config("dcgan", epochs=2, lr_d=1e-3, lr_g=1e-3, out=str(root / "run"),
                              progress=False, seed=0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 threads on 2 shared cores ran this 10x slower

@@ -13,8 +13,7 @@ from gan_accel.export.onnx_export import export_generator
 from gan_accel.export.runtime import CPU, CUDA, ModelFileError, OnnxGenerator
 from helpers import REPO
 
-from gan_accel.config import TrainConfig
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 NAMES = ("dcgan", "cgan", "infogan", "began")  # unconditional, label, codes, uniform z
 
@@ -26,7 +25,7 @@ def models(tmp_path_factory):
     out = {}
     for i, name in enumerate(NAMES):
         torch.manual_seed(i)
-        v = build_variant(TrainConfig.preset(name)).eval()
+        v = build_variant(recipe_config(name)).eval()
         export_generator(v, root / f"{name}.onnx", meta={"step": 7}, validate=False)
         out[name] = (v, root / f"{name}.onnx")
     return out

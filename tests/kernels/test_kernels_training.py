@@ -8,13 +8,13 @@ import pytest
 import torch
 from _gan_kernels_testutils import needs_triton
 
-from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 
 def run(tmp_path, kernels):
     # the paper's recipe (n_critic 5): 6 steps are 6 critic and 2 generator updates
-    cfg = TrainConfig.preset("wgan-gp", "reference", spectral_norm=True, batch_size=8, max_steps=6,
+    cfg = recipe_config("wgan-gp", "paper", spectral_norm=True, batch_size=8, max_steps=6,
                              out=str(tmp_path / kernels), progress=False, log_every=1,
                              kernels=kernels)
     trainer = Trainer(cfg, log=lambda *_: None)

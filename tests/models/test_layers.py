@@ -6,21 +6,20 @@ import torch
 from gan_accel.export.onnx_export import export_generator
 from gan_accel.export.runtime import CPU, OnnxGenerator
 
-from gan_accel.config import TrainConfig
-from gan_accel.models.layers import ReferenceBatchGenerator, VirtualBatchNorm
+from gan_accel.models.layers import FixedBatchGenerator, VirtualBatchNorm
 from gan_accel.training.trainer import count_params
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 
 def _variant(model="dcgan", **kw):
     torch.manual_seed(0)
-    return build_variant(TrainConfig.preset(model, virtual_batch_norm=True, **kw))
+    return build_variant(recipe_config(model, virtual_batch_norm=True, **kw))
 
 
 def test_vbn_replaces_every_batchnorm_of_g_and_keeps_the_parameter_count():
-    plain = build_variant(TrainConfig.preset("dcgan"))
+    plain = build_variant(recipe_config("dcgan"))
     v = _variant()
-    assert isinstance(v.G, ReferenceBatchGenerator)
+    assert isinstance(v.G, FixedBatchGenerator)
     kinds = {type(m) for m in v.G.modules()}
     assert VirtualBatchNorm in kinds and not any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in v.G.modules())
@@ -39,13 +38,13 @@ def test_a_sample_does_not_depend_on_the_rest_of_its_minibatch():
         mixed = {k: torch.cat([a[k][:1], b[k][1:]]) for k in a}
         with torch.no_grad():
             torch.testing.assert_close(v.G(**a)[0], v.G(**mixed)[0], rtol=1e-5, atol=1e-6)
-        plain = build_variant(TrainConfig.preset(model))
+        plain = build_variant(recipe_config(model))
         plain.G.train()
         with torch.no_grad():
             assert not torch.allclose(plain.G(**a)[0], plain.G(**mixed)[0], atol=1e-4)
 
 
-def test_eval_uses_the_reference_statistics_of_the_last_training_pass(tmp_path):
+def test_eval_uses_the_fixed_batch_statistics_of_the_last_training_pass(tmp_path):
     v = _variant()
     gen = torch.Generator().manual_seed(2)
     z = v.latent.sample(5, "cpu", gen)

@@ -20,8 +20,8 @@ from torch._C._dynamo.eval_frame import _debug_get_cache_entry_list
 from torch._dynamo.utils import counters
 
 from gan_accel.checkpoints import EMA, MODEL, flatten_state, with_prefix
-from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 BATCH = 8
 
@@ -35,7 +35,7 @@ def run_case(data: str, out: Path, case: str, steps: int) -> None:
     model, _, flag = case.partition("+")
     torch._dynamo.reset()
     counters.clear()
-    cfg = TrainConfig.preset(model, "reference", dataset="mnist", data_dir=data, batch_size=BATCH,
+    cfg = recipe_config(model, "paper", dataset="mnist", data_dir=data, batch_size=BATCH,
                              max_steps=steps, out=str(out / "run"), progress=False,
                              device="cpu", plateau_factor=1.0, compile=flag == "compile")
     trainer = Trainer(cfg, log=lambda *_: None)

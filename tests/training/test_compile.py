@@ -8,10 +8,9 @@ from torch._C._dynamo.eval_frame import _debug_get_cache_entry_list
 from torch._dynamo.utils import counters
 
 from gan_accel.cli import train
-from gan_accel.config import TrainConfig
 from gan_accel.errors import run_cli
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import VARIANTS
+from gan_accel.variants import VARIANTS, recipe_config
 from gan_accel.variants.gan import GAN
 
 
@@ -24,7 +23,7 @@ def fit_tiny(tmp_path, name, compile):
     data = tmp_path / "data"
     if not data.is_dir():
         tiny_mnist(data, n=16, seed=3)
-    cfg = TrainConfig.preset("gan", dataset="mnist", data_dir=str(data), batch_size=8,
+    cfg = recipe_config("gan", dataset="mnist", data_dir=str(data), batch_size=8,
                              max_steps=2, ema=0.0, progress=False, compile=compile,
                              out=str(tmp_path / name))
     t = Trainer(cfg, log=lambda *_: None)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import VARIANTS
+from gan_accel.variants import VARIANTS, recipe_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _trainer(tmp_path, model, **kw):
-    cfg = TrainConfig.preset(model, out=str(tmp_path / model), progress=False, device="cuda",
+    cfg = recipe_config(model, out=str(tmp_path / model), progress=False, device="cuda",
                              max_steps=1000, **kw)
     return Trainer(cfg, log=lambda *_: None)
 

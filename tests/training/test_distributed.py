@@ -17,10 +17,9 @@ import torch
 from helpers import REPO, tiny_mnist
 from safetensors.torch import load_file
 
-from gan_accel.config import TrainConfig
 from gan_accel.data import BatchIterator
 from gan_accel.training.trainer import Trainer
-from gan_accel.variants import Batch
+from gan_accel.variants import Batch, recipe_config
 
 STEPS, WORLD, BATCH = 6, 2, 8
 CASES = ["dcgan", "wgan-gp", "infogan", "wgan", "dcgan+compile"]
@@ -56,7 +55,7 @@ def emulate_two_ranks(data: str, out: str, model: str) -> dict:
     broadcast_buffers); the update uses the average of the two ranks' gradients; afterwards
     every rank holds rank 0's buffers.
     """
-    cfg = TrainConfig.preset(model, "reference", dataset="mnist", data_dir=data, batch_size=BATCH,
+    cfg = recipe_config(model, "paper", dataset="mnist", data_dir=data, batch_size=BATCH,
                              max_steps=STEPS, out=out, progress=False, device="cpu",
                              plateau_factor=1.0)
     t = Trainer(cfg, log=lambda *_: None)
@@ -102,15 +101,15 @@ def test_ranks_hold_identical_parameters_and_optimizer_state(ddp_run, case):
     identical on both ranks; every phase stepped as often as its schedule says."""
     (r0, r1), (f0, f1) = ranks(ddp_run, case)
     assert r0.keys() == r1.keys()
-    preset = TrainConfig.preset(case.partition("+")[0], "reference")
+    recipe = recipe_config(case.partition("+")[0], "paper")
     trained = [k for k in r0 if k.startswith(("model.", "optim.")) and not k.endswith(BN_STATS)]
     assert any(k.startswith("optim.") for k in trained)
-    assert any(k.endswith("_u") for k in trained) == preset.spectral_norm
+    assert any(k.endswith("_u") for k in trained) == recipe.spectral_norm
     for k in trained:
         assert torch.equal(r0[k], r1[k]), k
     assert f0["optimizer_steps"] == f1["optimizer_steps"]
     for phase, steps in f0["optimizer_steps"].items():
-        assert steps == [STEPS if phase != "G" else math.ceil(STEPS / preset.n_critic)], phase
+        assert steps == [STEPS if phase != "G" else math.ceil(STEPS / recipe.n_critic)], phase
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -132,7 +131,7 @@ def test_two_ranks_match_the_stated_semantics(ddp_run, tmp_path, model):
 
 def test_wgan_clip_hook_runs_on_every_rank(ddp_run):
     (r0, r1), _ = ranks(ddp_run, "wgan")
-    clip = TrainConfig.preset("wgan", "reference").clip_value
+    clip = recipe_config("wgan", "paper").clip_value
     critic = [k for k in r0 if k.startswith("model.D.") and not k.endswith(BN_STATS)]
     assert critic
     for r in (r0, r1):

@@ -7,9 +7,8 @@ import copy
 import pytest
 import torch
 
-from gan_accel.config import TrainConfig
 from gan_accel.training.ema import GeneratorEMA, ema_beta, recalibrate_batch_norm
-from gan_accel.variants import build_variant
+from gan_accel.variants import build_variant, recipe_config
 
 
 def test_half_life_in_images():
@@ -22,15 +21,15 @@ def test_half_life_in_images():
 
 
 def test_ema_is_on_by_default_and_is_the_sampling_generator(tmp_path):
-    cfg = TrainConfig.preset("dcgan")
+    cfg = recipe_config("dcgan")
     assert cfg.ema > 0  # every preset keeps an EMA generator unless --ema 0
     from gan_accel.training.trainer import Trainer
 
-    t = Trainer(TrainConfig.preset("dcgan", max_steps=3, out=str(tmp_path / "r"),
+    t = Trainer(recipe_config("dcgan", max_steps=3, out=str(tmp_path / "r"),
                                    progress=False), log=lambda *_: None)
     t.fit()
     assert t.sampling_generator() is t.ema.module
-    off = Trainer(TrainConfig.preset("dcgan", max_steps=1, out=str(tmp_path / "o"),
+    off = Trainer(recipe_config("dcgan", max_steps=1, out=str(tmp_path / "o"),
                                      progress=False, ema=0.0), log=lambda *_: None)
     assert off.ema is None and off.sampling_generator() is off.variant.G
 
@@ -39,7 +38,7 @@ def test_the_average_gets_batchnorm_statistics_of_its_own_weights():
     """Averaged weights with G's running statistics give wrong images (eval output far from
     what the same weights give on their own batch statistics); re-estimated, they match."""
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset("dcgan"))
+    v = build_variant(recipe_config("dcgan"))
     G = v.G
     ema = GeneratorEMA(G, half_life_kimg=1.0, rampup=0.0)
     with torch.no_grad():  # make the average differ from G, as after training
@@ -66,7 +65,7 @@ def test_the_average_gets_batchnorm_statistics_of_its_own_weights():
 
 
 def test_recalibration_does_not_touch_the_global_rng():
-    v = build_variant(TrainConfig.preset("dcgan"))
+    v = build_variant(recipe_config("dcgan"))
     torch.manual_seed(5)
     state = torch.get_rng_state()
     recalibrate_batch_norm(v.G, v.latent, "cpu")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import tiny_mnist
 
-from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError
 from gan_accel.training.guard import DivergenceGuard, make_optimizer
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 
 @pytest.mark.parametrize("kind", ["adam", "rmsprop"])
@@ -39,7 +39,7 @@ def test_a_non_finite_value_skips_the_update_and_its_state(kind, bad):
 def _trainer(tmp_path, **kw):
     data = tmp_path / "data"
     tiny_mnist(data, n=120, seed=4)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(data), batch_size=20,
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(data), batch_size=20,
                              out=str(tmp_path / "run"), progress=False, **kw)
     return Trainer(cfg, log=lambda *_: None)
 

@@ -26,6 +26,7 @@ from gan_accel.checkpoints import (
 from gan_accel.config import TrainConfig
 from gan_accel.errors import CheckpointError, UserError
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 
 def quiet(*_):
@@ -123,7 +124,7 @@ def test_sigkill_then_resume_ends_with_the_same_checkpoint(kill_runs, kill):
 # the write itself: order of operations, and faults injected into it
 # ---------------------------------------------------------------------------------------------
 def _meta(step):
-    return {"config": TrainConfig.preset("dcgan").to_dict(), "position": {"step": step},
+    return {"config": recipe_config("dcgan").to_dict(), "position": {"step": step},
             "state": {}}
 
 
@@ -233,7 +234,7 @@ def tiny_trainer(tmp_path, name="run", **kw):
     data = tmp_path / "data"
     if not data.is_dir():
         tiny_mnist(data, n=120, seed=4)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(data), batch_size=20,
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(data), batch_size=20,
                              out=str(tmp_path / name), progress=False, **kw)
     return Trainer(cfg, log=quiet)
 

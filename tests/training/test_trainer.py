@@ -7,9 +7,8 @@ import torch
 from helpers import tiny_mnist
 
 from gan_accel.checkpoints import flatten_state, list_checkpoints, unflatten_state
-from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import Trainer, count_params
-from gan_accel.variants import Batch, build_variant
+from gan_accel.variants import Batch, build_variant, recipe_config
 
 
 def quiet(*_):
@@ -27,28 +26,28 @@ def tiny_data(tmp_path):
 def make(tmp_path, name="run", **kw):
     kw = {"progress": False, "log_every": 1, "dataset": "mnist", "data_dir": tiny_data(tmp_path),
           **kw}
-    cfg = TrainConfig.preset(kw.pop("model", "dcgan"), "reference", out=str(tmp_path / name),
+    cfg = recipe_config(kw.pop("model", "dcgan"), "paper", out=str(tmp_path / name),
                              **kw)
     return Trainer(cfg, log=quiet)
 
 
 def test_seed_dcgan_parameter_counts():
-    cfg = TrainConfig.preset("dcgan")
+    cfg = recipe_config("dcgan")
     v = build_variant(cfg)
     assert count_params(v.G) == 172_608
     assert count_params(v.D) == 142_208  # BN + SN
-    v_sn_only = build_variant(TrainConfig.preset("dcgan", d_batch_norm=False))
+    v_sn_only = build_variant(recipe_config("dcgan", d_batch_norm=False))
     assert count_params(v_sn_only.D) == 141_824
-    v_plain = build_variant(TrainConfig.preset("dcgan", spectral_norm=False))
+    v_plain = build_variant(recipe_config("dcgan", spectral_norm=False))
     assert count_params(v_plain.D) == 142_208  # SN adds buffers, not parameters
 
 
 def test_reference_recipe_carries_seed_hyperparameters():
-    cfg = TrainConfig.preset("dcgan", "reference")
+    cfg = recipe_config("dcgan", "paper")
     assert (cfg.lr_d, cfg.lr_g, cfg.beta1, cfg.beta2) == (5e-4, 2e-4, 0.5, 0.99)
     assert (cfg.batch_size, cfg.real_label) == (64, 0.9)
     assert (cfg.plateau_factor, cfg.plateau_patience) == (0.8, 5)
-    t = Trainer(TrainConfig.preset("dcgan", "reference", out="/tmp/unused", progress=False),
+    t = Trainer(recipe_config("dcgan", "paper", out="/tmp/unused", progress=False),
                 log=quiet)
     assert len(t.data) == 5000  # the embedded subset is the default
     assert set(t.scheds) == {"D", "G"}
@@ -151,7 +150,7 @@ def test_resume_continues_identically(tmp_path):
     full.fit()
     part = make(tmp_path, "part", max_steps=7, **kw)
     part.fit()
-    cfg = TrainConfig.preset("dcgan", out=str(tmp_path / "part"), progress=False, log_every=1,
+    cfg = recipe_config("dcgan", out=str(tmp_path / "part"), progress=False, log_every=1,
                              dataset="mnist", data_dir=tiny_data(tmp_path), **kw)
     resumed = Trainer(cfg, log=quiet, resume_from=tmp_path / "part")
     assert resumed.pos.step == 7 and resumed.pos.batch == 2

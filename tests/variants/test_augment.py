@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError
 from gan_accel.ranges import OutputRange
-from gan_accel.variants import Batch, build_variant
+from gan_accel.variants import Batch, build_variant, recipe_config
 from gan_accel.variants.augment import (
     PARAMS,
     VIEWS,
@@ -31,7 +30,7 @@ def test_policy_parsing_and_config_validation():
     with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
         parse_policy("translation,rotate")
     with pytest.raises(UserError, match="--augment"):
-        TrainConfig.preset("dcgan", augment="blur")
+        recipe_config("dcgan", augment="blur")
 
 
 @pytest.mark.parametrize("output_range", list(OutputRange))
@@ -117,7 +116,7 @@ def _batch(v, b=6, seed=0):
 def test_every_image_d_sees_goes_through_the_same_family(model, phase, expected):
     """Real and fake, D and G phases, WGAN-GP's interpolates, InfoGAN's Q: each call shows D
     an augmented batch, each from its own draw (view)."""
-    cfg = TrainConfig.preset(model, "reference", augment="translation,cutout,color")
+    cfg = recipe_config(model, "paper", augment="translation,cutout,color")
     v = build_variant(cfg)
     rec = Recorder(v.augment)
     v.augment = rec
@@ -131,7 +130,7 @@ def test_every_image_d_sees_goes_through_the_same_family(model, phase, expected)
 
 
 def test_g_gets_gradients_through_the_augmentation():
-    v = build_variant(TrainConfig.preset("dcgan", augment="translation,cutout,color"))
+    v = build_variant(recipe_config("dcgan", augment="translation,cutout,color"))
     b = _batch(v)
     loss, _ = v.g_loss(b)
     loss.backward()
@@ -141,7 +140,7 @@ def test_g_gets_gradients_through_the_augmentation():
 
 
 def test_off_means_d_sees_the_images_unchanged():
-    v = build_variant(TrainConfig.preset("dcgan"))
+    v = build_variant(recipe_config("dcgan"))
     assert v.augment is None
     x = torch.rand(4, 1, 28, 28)
-    assert v.seen(x, Batch(x, torch.zeros(4, dtype=torch.long), {}, None), 0) is x
+    assert v.augmented(x, Batch(x, torch.zeros(4, dtype=torch.long), {}, None), 0) is x

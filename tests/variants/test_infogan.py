@@ -3,16 +3,15 @@
 import torch
 import torch.nn.functional as F
 
-from gan_accel.config import TrainConfig
 from gan_accel.training.trainer import count_params
-from gan_accel.variants import Batch, build_variant
+from gan_accel.variants import Batch, build_variant, recipe_config
 from gan_accel.variants.infogan import thickness_quantile
 
 
 def make(seed=0, **overrides):
     """The seed's InfoGAN (third info phase, no clustering term) unless overridden."""
     torch.manual_seed(seed)
-    return build_variant(TrainConfig.preset("infogan", "reference", **overrides))
+    return build_variant(recipe_config("infogan", "paper", **overrides))
 
 
 def batch(v, n=16, seed=1):
@@ -47,7 +46,7 @@ def test_latent_and_generator_inputs():
 
 
 def test_reference_recipe_is_the_seed():
-    cfg = TrainConfig.preset("infogan", "reference")
+    cfg = recipe_config("infogan", "paper")
     assert (cfg.lr_d, cfg.lr_g, cfg.info_lr, cfg.batch_size) == (5e-4, 2e-4, 1e-4, 64)
     assert (cfg.info_cont_weight, cfg.real_label, cfg.spectral_norm) == (0.1, 0.9, True)
 
@@ -201,7 +200,7 @@ def test_clustering_loss_prefers_confident_evenly_used_codes_that_survive_a_move
 def test_cluster_term_trains_q_on_real_images():
     v = make(info_cluster_weight=1.0)
     b = batch(v)
-    b = b._replace(aug=v.draw(16, "cpu", torch.Generator().manual_seed(3)))
+    b = b._replace(aug=v.draw_augmentation(16, "cpu", torch.Generator().manual_seed(3)))
     loss, logs = v.info_loss(b)
     assert {"cluster_entropy", "cluster_balance", "cluster_consistency"} <= set(logs)
     plain, _ = make().info_loss(b._replace(aug=None))

@@ -14,10 +14,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan_accel.checkpoints import list_checkpoints, load_checkpoint
-from gan_accel.config import TrainConfig, config_from_args
+from gan_accel.cli.config_args import config_from_args
+from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError
 from gan_accel.training.trainer import Trainer, count_params
-from gan_accel.variants import VARIANTS, Batch, build_variant
+from gan_accel.variants import VARIANTS, Batch, build_variant, recipe_config
 
 ZOO = ["gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "infogan", "began", "sngan"]
 COMPILED = [n for n in ZOO if n != "dcgan"]  # dcgan's is in tests/test_trainer.py
@@ -48,7 +49,7 @@ def runs(tmp_path_factory):
         if (name, compiled) not in cache:
             out = tmp_path_factory.mktemp(f"{name}-{'compiled' if compiled else 'eager'}")
             # the paper/seed recipes: the tolerances below are stated for their learning rates
-            cfg = TrainConfig.preset(name, "reference", batch_size=8, max_steps=3, out=str(out),
+            cfg = recipe_config(name, "paper", batch_size=8, max_steps=3, out=str(out),
                                      progress=False, log_every=1, compile=compiled, seed=3)
             torch._dynamo.reset()  # base.py's loss functions are shared by many variants
             # fallback_random: Inductor draws random numbers (WGAN-GP's eps) as eager does
@@ -62,24 +63,25 @@ def runs(tmp_path_factory):
     return get
 
 
-def test_zoo_is_registered_with_presets():
+def test_zoo_is_registered_with_recipes():
     for name in ZOO:
         cls = VARIANTS[name]
-        assert cls.name == name and cls.summary and cls.preset, name
-        cfg = TrainConfig.preset(name)
+        assert cls.name == name and cls.summary and cls.tuned_recipe, name
+        cfg = recipe_config(name)
         assert cfg.spectral_norm == (name in SN_BY_DEFAULT), name
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_preset_is_the_reference_plus_named_departures(name):
-    """The tuned preset changes the recipe, never the networks: the same parameter counts,
-    and every departure from the paper/seed is a config field with another value."""
+def test_tuned_recipe_is_the_paper_recipe_plus_named_departures(name):
+    """The tuned recipe changes the hyperparameters, never the networks: the same parameter
+    counts, and every departure from the paper/seed is a config field with another value."""
     cls = VARIANTS[name]
-    assert cls.reference, f"{name} states its paper/seed recipe"
-    departures = {k: v for k, v in cls.preset.items() if cls.reference.get(k, None) != v}
-    assert departures, f"{name}'s preset departs from nothing; drop it or say why"
-    tuned, ref = TrainConfig.preset(name), TrainConfig.preset(name, "reference")
-    assert (tuned.recipe, ref.recipe) == ("tuned", "reference")
+    assert cls.paper_recipe, f"{name} states its paper/seed recipe"
+    departures = {k: v for k, v in cls.tuned_recipe.items()
+                  if cls.paper_recipe.get(k, None) != v}
+    assert departures, f"{name}'s tuned recipe departs from nothing; drop it or say why"
+    tuned, ref = recipe_config(name), recipe_config(name, "paper")
+    assert (tuned.recipe, ref.recipe) == ("tuned", "paper")
     for key, value in departures.items():
         assert getattr(tuned, key) == value and getattr(ref, key) != value, (name, key)
     nets = [build_variant(c) for c in (tuned, ref)]
@@ -87,19 +89,25 @@ def test_preset_is_the_reference_plus_named_departures(name):
         count_params(v) for v in nets[1].children()], name
 
 
-def test_recipe_flag_picks_the_reference_defaults():
-    cfg, _ = config_from_args(["--model", "dcgan", "--recipe", "reference"], "t", "t")
-    assert (cfg.recipe, cfg.lr_d, cfg.epochs) == ("reference", 5e-4, 5)
+def test_recipe_flag_picks_the_paper_defaults():
+    cfg, _ = config_from_args(["--model", "dcgan", "--recipe", "paper"], "t", "t")
+    assert (cfg.recipe, cfg.lr_d, cfg.epochs) == ("paper", 5e-4, 5)
     cfg, _ = config_from_args(["--model", "dcgan"], "t", "t")
     assert (cfg.recipe, cfg.lr_d, cfg.epochs) == ("tuned", 2e-3, 30)
     with pytest.raises(UserError, match="--recipe"):
-        config_from_args(["--recipe", "paper"], "t", "t")
+        config_from_args(["--recipe", "reference"], "t", "t")
 
 
-def test_a_variant_without_a_reference_recipe_says_so(monkeypatch):
-    monkeypatch.setattr(VARIANTS["dcgan"], "reference", {})
-    with pytest.raises(UserError, match="dcgan states no reference recipe; use --recipe tuned"):
-        TrainConfig.preset("dcgan", "reference")
+def test_a_checkpoint_config_that_says_reference_means_the_paper_recipe():
+    cfg = TrainConfig.from_dict({**recipe_config("dcgan", "paper").to_dict(),
+                                 "recipe": "reference"})
+    assert cfg.recipe == "paper"
+
+
+def test_a_variant_without_a_paper_recipe_says_so(monkeypatch):
+    monkeypatch.setattr(VARIANTS["dcgan"], "paper_recipe", {})
+    with pytest.raises(UserError, match="dcgan states no paper recipe; use --recipe tuned"):
+        recipe_config("dcgan", "paper")
 
 
 @pytest.mark.parametrize("name", COMPILED)
@@ -147,7 +155,7 @@ def test_compiled_training_matches_eager(name, runs):
 
 def test_began_compiled_phases_match_eager_at_the_same_weights():
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset("began"))
+    v = build_variant(recipe_config("began"))
     v.k.fill_(0.3)  # so the D loss depends on the fake term too
     real = torch.rand(16, 1, 28, 28) * 2 - 1
     lat = v.latent.sample(16, "cpu", torch.Generator().manual_seed(1))
@@ -175,7 +183,7 @@ def test_began_compiled_phases_match_eager_at_the_same_weights():
 def test_dcgan_family_parameter_counts():
     counts = {n: (count_params(v.G), count_params(v.D))
               for n in ("dcgan", "lsgan", "sngan", "wgan", "wgan-gp")
-              for v in [build_variant(TrainConfig.preset(n))]}
+              for v in [build_variant(recipe_config(n))]}
     assert counts["dcgan"] == (172_608, 142_208)  # seed: SN + BN
     assert counts["lsgan"] == (172_608, 142_208)  # BN, no SN
     assert counts["sngan"] == (172_608, 141_824)  # seed: SN only
@@ -190,7 +198,7 @@ def _weight_layers(module):
 @pytest.mark.parametrize("name", ZOO)
 def test_spectral_norm_switch_reaches_every_d_weight(name):
     for on in (True, False):
-        D = build_variant(TrainConfig.preset(name, spectral_norm=on)).D
+        D = build_variant(recipe_config(name, spectral_norm=on)).D
         layers = _weight_layers(D)
         assert layers
         for m in layers:
@@ -198,14 +206,14 @@ def test_spectral_norm_switch_reaches_every_d_weight(name):
 
 
 def test_sngan_discriminator_has_no_batch_norm():
-    D = build_variant(TrainConfig.preset("sngan")).D
+    D = build_variant(recipe_config("sngan")).D
     assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
 
 
 @pytest.mark.parametrize("name", ZOO)
 def test_discriminator_logits_and_features(name):
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset(name))
+    v = build_variant(recipe_config(name))
     x, y = torch.rand(4, 1, 28, 28), torch.arange(4)
     assert v.critic(x, y).shape == (4,)
     feats = v.critic_features(x, y)
@@ -220,7 +228,7 @@ def test_discriminator_logits_and_features(name):
 
 def test_cgan_generator_and_discriminator_depend_on_the_label():
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset("cgan")).eval()
+    v = build_variant(recipe_config("cgan")).eval()
     z = torch.randn(10, v.latent.z_dim)
     digits = torch.arange(10)
     a, b = v.G(z=z, label=digits), v.G(z=z, label=(digits + 1) % 10)
@@ -241,7 +249,7 @@ def test_wgan_clips_critic_weights_after_each_d_step(runs):
 
 
 def test_wgan_clip_runs_in_the_d_phase_hook():
-    v = build_variant(TrainConfig.preset("wgan", clip_value=0.003))
+    v = build_variant(recipe_config("wgan", clip_value=0.003))
     d_phase = v.phases()[0]
     d_phase.after()
     assert max(float(p.abs().max()) for p in v.D.parameters()) == pytest.approx(0.003)
@@ -256,7 +264,7 @@ def test_wgan_uses_rmsprop_and_n_critic(runs):
 
 
 def test_began_k_t_is_checkpointed_and_restored(tmp_path):
-    cfg = TrainConfig.preset("began", batch_size=8, max_steps=2, out=str(tmp_path / "a"),
+    cfg = recipe_config("began", batch_size=8, max_steps=2, out=str(tmp_path / "a"),
                              progress=False, log_every=1)
     t = Trainer(cfg, log=quiet)
     t.variant.k.fill_(0.37)
@@ -274,7 +282,7 @@ def test_began_k_t_is_checkpointed_and_restored(tmp_path):
 
 def test_began_k_t_follows_the_update_rule_and_stays_in_unit_interval():
     torch.manual_seed(0)
-    cfg = TrainConfig.preset("began", began_lambda_k=5.0, began_gamma=0.7)
+    cfg = recipe_config("began", began_lambda_k=5.0, began_gamma=0.7)
     v = build_variant(cfg)
     d_phase, g_phase = v.phases()
     opt = torch.optim.Adam(v.D.parameters(), lr=1e-3)
@@ -298,7 +306,7 @@ def test_began_k_t_follows_the_update_rule_and_stays_in_unit_interval():
 
 def test_began_discriminator_returns_reconstruction_error():
     torch.manual_seed(0)
-    v = build_variant(TrainConfig.preset("began"))
+    v = build_variant(recipe_config("began"))
     x = torch.rand(3, 1, 28, 28)
     expected = (v.D.reconstruct(x) - x).abs().mean(dim=(1, 2, 3))
     torch.testing.assert_close(v.D(x), expected)
@@ -310,11 +318,11 @@ def test_began_discriminator_returns_reconstruction_error():
                                        ("infogan", "minibatch_disc")])
 def test_unsupported_options_are_refused(name, flag):
     with pytest.raises(UserError, match=flag.replace("_", "-")):
-        build_variant(TrainConfig.preset(name, **{flag: True}))
+        build_variant(recipe_config(name, **{flag: True}))
 
 
 def test_sngan_uses_the_hinge_loss():
-    v = build_variant(TrainConfig.preset("sngan"))
+    v = build_variant(recipe_config("sngan"))
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.25])
     # relu(1 - real) = [0, 0.5], relu(1 + fake) = [0, 1.25]
     assert float(v.adversarial_d(real, fake)) == pytest.approx(0.25 + 0.625)

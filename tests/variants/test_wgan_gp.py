@@ -5,14 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-from gan_accel.config import TrainConfig
 from gan_accel.ops import TORCH_OPS
-from gan_accel.variants import Batch, build_variant
+from gan_accel.variants import Batch, build_variant, recipe_config
 
 
 def make(ops=TORCH_OPS, **overrides):
     torch.manual_seed(0)
-    return build_variant(TrainConfig.preset("wgan-gp", **overrides), ops)
+    return build_variant(recipe_config("wgan-gp", **overrides), ops)
 
 
 def reference_penalty(D, real, fake, eps):
@@ -85,7 +84,7 @@ def test_penalty_goes_through_the_injected_ops_and_eps_is_per_sample():
 
 
 def test_reference_recipe_follows_the_paper():
-    cfg = TrainConfig.preset("wgan-gp", "reference")
+    cfg = recipe_config("wgan-gp", "paper")
     assert (cfg.gp_lambda, cfg.n_critic, cfg.lr_d, cfg.lr_g) == (10.0, 5, 1e-4, 1e-4)
     assert (cfg.beta1, cfg.beta2, cfg.optimizer) == (0.0, 0.9, "adam")
     assert (cfg.d_batch_norm, cfg.spectral_norm) == (False, False)
