@@ -1,11 +1,11 @@
-"""Sample quality and time to quality: every variant trained with its preset, evaluated as it
-trains.
+"""Sample quality and time to quality: every variant trained with its tuned recipe,
+evaluated as it trains.
 
-``python -m gan_accel.bench quality [options]``. Each variant is trained with its preset (its
-own epochs: ``python -m gan_accel.train --model X`` trains the same run) by
+``python -m gan_accel.bench quality [options]``. Each variant is trained with its tuned recipe
+(its own epochs: ``python -m gan_accel.train --model X`` trains the same run) by
 :class:`gan_accel.training.trainer.Trainer`, in each ``--modes`` (eager and ``--compile``).
 Every ``--eval-every`` steps the shipped evaluator measures the EMA generator (2,000
-generated images against 2,000 real ones in the reference classifier's feature space, plus
+generated images against 2,000 real ones in the evaluation classifier's feature space, plus
 InfoGAN's Q-head code accuracy on held-out real digits) and the training seconds so far
 (evaluation excluded). The first evaluation at which each target holds gives the variant's
 *time to quality*: its step and its seconds. At the end the full evaluation
@@ -22,6 +22,7 @@ markdown table and the FID-vs-seconds PNG drawn from it (``bench.report``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import shutil
 import sys
@@ -29,6 +30,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan_accel.data import DATASETS
@@ -118,13 +120,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"training modes, each a separate run: {', '.join(MODES)} "
                         "(default: eager)")
     g.add_argument("--epochs", type=int, default=None,
-                   help="epochs for every variant (default: each preset's own)")
+                   help="epochs for every variant (default: each tuned recipe's own)")
     g.add_argument("--steps", type=int, default=None, metavar="N",
                    help="train N steps instead (--quick: 20)")
     g.add_argument("--eval-every", type=int, default=None, metavar="N",
                    help=f"evaluate every N steps (default: {EVALS_PER_RUN} evaluations per run)")
     g.add_argument("--dataset", default="mnist-5k", choices=DATASETS,
-                   help="training data and reference classifier (default: mnist-5k)")
+                   help="training data and evaluation classifier (default: mnist-5k)")
     g.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder with the dataset's IDX files")
     g.add_argument("--eval-n", type=int, default=None, metavar="N",
@@ -139,8 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="appended to the result file's name (e.g. when the variants are split "
                         "across processes)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset field for every variant, e.g. --set ema=0 (the "
-                        "rows then no longer measure the shipped presets; said in the notes)")
+                   help="override a recipe field for every variant, e.g. --set ema=0 (the "
+                        "rows then no longer measure the shipped recipes; said in the notes)")
     g.add_argument("--runs-dir", type=Path, default=None, metavar="DIR",
                    help="keep each run in DIR/<model>[-compiled] (default: a temporary folder, "
                         "deleted afterwards)")
@@ -188,30 +190,75 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
-def _settings(args) -> dict:
-    from gan_accel.errors import UserError
+@dataclass
+class QualityPlan:
+    """What one quality run trains and how it evaluates, unpacked from the command line."""
 
-    s = {
-        "steps": args.steps if args.steps is not None else (QUICK["steps"] if args.quick else 0),
-        "eval_n": args.eval_n or (QUICK["eval_n"] if args.quick else 2000),
-        "kid_subsets": args.kid_subsets or (QUICK["kid_subsets"] if args.quick else 100),
-        "probe_train": QUICK["probe_train"] if args.quick else None,
-        "probe_test": QUICK["probe_test"] if args.quick else None,
-        "probe_epochs": QUICK["probe_epochs"] if args.quick else 100,
-    }
-    if (args.epochs is not None and args.epochs < 1) or s["steps"] < 0:
-        raise UserError(f"need --epochs >= 1 and --steps >= 0; got {args.epochs}, {args.steps}")
-    if args.eval_every is not None and args.eval_every < 1:
-        raise UserError(f"--eval-every must be >= 1, got {args.eval_every}")
-    if s["eval_n"] < 10 or s["kid_subsets"] < 1:
-        raise UserError("need --eval-n >= 10 and --kid-subsets >= 1")
-    return s
+    models: list[str]
+    modes: list[str]
+    seeds: list[int]
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    device: str = "cpu"
+    epochs: int | None = None  # every variant's epochs (None: each tuned recipe's own)
+    steps: int = 0  # a step budget for every variant (0: from the epochs)
+    eval_every: int | None = None  # None: EVALS_PER_RUN evaluations per run
+    eval_n: int = 2000
+    kid_subsets: int = 100
+    probe_train: int | None = None
+    probe_test: int | None = None
+    probe_epochs: int = 100
+    overrides: dict = field(default_factory=dict)  # TrainConfig fields set for every run
+    runs_dir: Path | None = None  # None: a temporary folder, removed at the end
+
+    def check(self) -> None:
+        """UserError naming the first setting out of range."""
+        from gan_accel.errors import UserError
+
+        if (self.epochs is not None and self.epochs < 1) or self.steps < 0:
+            raise UserError(f"need --epochs >= 1 and --steps >= 0; got {self.epochs}, "
+                            f"{self.steps}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise UserError(f"--eval-every must be >= 1, got {self.eval_every}")
+        if self.eval_n < 10 or self.kid_subsets < 1:
+            raise UserError("need --eval-n >= 10 and --kid-subsets >= 1")
+
+    def budget(self) -> str:
+        if self.steps:
+            return f"{self.steps} steps"
+        if self.epochs:
+            return f"{self.epochs} epochs"
+        return ("each tuned recipe's own epochs" if self.dataset == "mnist-5k"
+                else "each tuned recipe's steps on the embedded subset")
+
+
+def plan_from_args(args: argparse.Namespace) -> QualityPlan:
+    """The command line's :class:`QualityPlan` (``--quick`` shrinks every size)."""
+    from gan_accel.variants import VARIANTS
+
+    quick = args.quick
+    plan = QualityPlan(
+        models=_names(args.models, list(VARIANTS), ["dcgan"] if quick else list(VARIANTS),
+                      "--models"),
+        modes=_names(args.modes, MODES, ["eager"], "--modes"),
+        seeds=_seeds(args.seeds),
+        dataset=args.dataset, data_dir=args.data_dir, device=args.device, epochs=args.epochs,
+        steps=args.steps if args.steps is not None else (QUICK["steps"] if quick else 0),
+        eval_every=args.eval_every,
+        eval_n=args.eval_n or (QUICK["eval_n"] if quick else 2000),
+        kid_subsets=args.kid_subsets or (QUICK["kid_subsets"] if quick else 100),
+        probe_train=QUICK["probe_train"] if quick else None,
+        probe_test=QUICK["probe_test"] if quick else None,
+        probe_epochs=QUICK["probe_epochs"] if quick else 100,
+        overrides=_overrides(args.set), runs_dir=args.runs_dir)
+    plan.check()
+    return plan
 
 
 # --------------------------------------------------------------------------- one run
 class QualityEvaluator:
     """What the trainer calls every ``eval_every`` steps: the EMA G's metrics against the
-    reference (and InfoGAN's code accuracy), remembered with the step and the seconds."""
+    real images (and InfoGAN's code accuracy), remembered with the step and the seconds."""
 
     def __init__(self, cfg):
         from gan_accel.evaluation import TrainingEvaluator
@@ -226,25 +273,24 @@ class QualityEvaluator:
         return result
 
 
-def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: dict,
+def run_variant(model: str, mode: str, plan: QualityPlan, run_dir: Path,
                 evaluator_factory=QualityEvaluator, seed: int = 0) -> tuple[dict, dict]:
     """Train and evaluate one variant in one mode: (table row, full evaluation dict)."""
     from gan_accel.evaluation import evaluate_variant
     from gan_accel.training.trainer import Trainer
     from gan_accel.variants import recipe_config
 
-    extra = {"epochs": args.epochs} if args.epochs else {}
-    steps = s["steps"] or (0 if args.epochs else preset_steps(model, args.dataset))
-    cfg = recipe_config(model, max_steps=steps, dataset=args.dataset,
-                             data_dir=args.data_dir, seed=seed, device=args.device,
-                             out=str(run_dir), progress=False, log_every=10_000,
-                             compile=mode == "compiled", eval_samples=s["eval_n"],
-                             **{**extra, **overrides})
+    extra = {"epochs": plan.epochs} if plan.epochs else {}
+    steps = plan.steps or (0 if plan.epochs else tuned_steps(model, plan.dataset))
+    cfg = recipe_config(model, max_steps=steps, dataset=plan.dataset, data_dir=plan.data_dir,
+                        seed=seed, device=plan.device, out=str(run_dir), progress=False,
+                        log_every=10_000, compile=mode == "compiled",
+                        eval_samples=plan.eval_n, **{**extra, **plan.overrides})
     evaluator = evaluator_factory(cfg)
     trainer = Trainer(cfg, log=lambda *_: None, evaluator=evaluator)
     steps_per_epoch = trainer.loader.batches_per_epoch
     total = min(steps or cfg.epochs * steps_per_epoch, cfg.epochs * steps_per_epoch)
-    cfg.eval_every = args.eval_every or max(1, total // EVALS_PER_RUN)
+    cfg.eval_every = plan.eval_every or max(1, total // EVALS_PER_RUN)
     t0 = time.perf_counter()
     summary = trainer.fit()
     wall_s = time.perf_counter() - t0
@@ -252,11 +298,11 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     if not evaluator.evals or evaluator.evals[-1]["step"] != summary["steps"]:
         trainer._evaluate()  # the run's last step is always evaluated
     t0 = time.perf_counter()
-    probe = {k: s[k] for k in ("probe_train", "probe_test") if s[k]}
-    full = evaluate_variant(_sampling_variant(trainer), args.dataset, s["eval_n"],
-                            data_dir=args.data_dir, device=trainer.device,
-                            kid_subsets=s["kid_subsets"], seed=seed,
-                            probe_epochs=s["probe_epochs"], **probe)
+    probe = {k: getattr(plan, k) for k in ("probe_train", "probe_test") if getattr(plan, k)}
+    full = evaluate_variant(_sampling_variant(trainer), plan.dataset, plan.eval_n,
+                            data_dir=plan.data_dir, device=trainer.device,
+                            kid_subsets=plan.kid_subsets, seed=seed,
+                            probe_epochs=plan.probe_epochs, **probe)
     eval_s = time.perf_counter() - t0
     row = {"model": model, "mode": mode, "seed": seed, "status": "ok", "steps": summary["steps"],
            "epochs_done": round(summary["steps"] / steps_per_epoch, 2),
@@ -274,9 +320,9 @@ def run_variant(model: str, mode: str, args, s: dict, run_dir: Path, overrides: 
     return row, full
 
 
-def preset_steps(model: str, dataset: str) -> int:
-    """The step budget of ``model``'s preset: on the embedded subset its epochs (0: all of
-    them); on a larger dataset the same number of steps as those epochs of the subset, so a
+def tuned_steps(model: str, dataset: str) -> int:
+    """The step budget of ``model``'s tuned recipe: on the embedded subset its epochs (0: all
+    of them); on a larger dataset the same number of steps as those epochs of the subset, so a
     variant gets the same budget on every dataset."""
     from gan_accel.data import embedded_subset
     from gan_accel.variants import recipe_config
@@ -298,18 +344,15 @@ def _sampling_variant(trainer):
 
 # --------------------------------------------------------------------------- the suite
 def run(args: argparse.Namespace) -> dict:
-    """Train + evaluate each variant; returns ``{"config", "rows", "notes", "details"}``."""
-    from gan_accel.variants import VARIANTS
+    """The suite's entry from the bench command line: :func:`run_plan` of its options."""
+    return run_plan(plan_from_args(args))
 
-    models = _names(args.models, list(VARIANTS), ["dcgan"] if args.quick else list(VARIANTS),
-                    "--models")
-    modes = _names(args.modes, MODES, ["eager"], "--modes")
-    seeds = _seeds(args.seeds)
-    s = _settings(args)
-    overrides = _overrides(args.set)
-    log = print
+
+def run_plan(plan: QualityPlan, log=print) -> dict:
+    """Train + evaluate each variant; returns ``{"config", "rows", "notes", "details"}``."""
+    models, modes, seeds, overrides = plan.models, plan.modes, plan.seeds, plan.overrides
     tmp = None
-    runs_dir = args.runs_dir
+    runs_dir = plan.runs_dir
     if runs_dir is None:
         tmp = tempfile.mkdtemp(prefix="gan-accel-quality-")
         runs_dir = Path(tmp)
@@ -318,10 +361,9 @@ def run(args: argparse.Namespace) -> dict:
         for model, mode, seed in itertools.product(models, modes, seeds):
             name = model if mode == "eager" else f"{model}-{mode}"
             name += f"-seed{seed}" if len(seeds) > 1 else ""
-            log(f"quality: {name}: training on {args.dataset} ...", flush=True)
+            log(f"quality: {name}: training on {plan.dataset} ...", flush=True)
             try:
-                row, full = run_variant(model, mode, args, s, runs_dir / name, overrides,
-                                        seed=seed)
+                row, full = run_variant(model, mode, plan, runs_dir / name, seed=seed)
             except Exception as exc:  # noqa: BLE001 - one variant failing must not end the run
                 from gan_accel.errors import UserError
 
@@ -343,17 +385,14 @@ def run(args: argparse.Namespace) -> dict:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     _cgan_vs_dcgan(rows)
-    budget = f"{s['steps']} steps" if s["steps"] else (
-        f"{args.epochs} epochs" if args.epochs else "each preset's own epochs" if
-        args.dataset == "mnist-5k" else "each preset's steps on the embedded subset")
     notes = [
-        f"every variant trained with its preset ({budget}) on {args.dataset}, seeds "
-        f"{', '.join(map(str, seeds))}, modes {', '.join(modes)}; then {s['eval_n']} "
-        f"generated images (the EMA generator) compared with {s['eval_n']} real ones in the "
-        "reference classifier's 128-d feature space",
+        f"every variant trained with its tuned recipe ({plan.budget()}) on {plan.dataset}, "
+        f"seeds {', '.join(map(str, seeds))}, modes {', '.join(modes)}; then {plan.eval_n} "
+        f"generated images (the EMA generator) compared with {plan.eval_n} real ones in the "
+        "evaluation classifier's 128-d feature space",
         "fid_floor / kid_floor: the same metric between two disjoint real sets of that size "
         "(what a perfect generator would score); fid_ratio = fid / fid_floor",
-        "classes / largest share: the reference classifier's predictions on generated images; "
+        "classes / largest share: the evaluation classifier's predictions on generated images; "
         "cgan samples cycle through the labels, infogan samples through the categorical codes",
         "code_accuracy: infogan's Q head on held-out real images vs the true digits after "
         "Hungarian matching; code_accuracy_generated: the generating code vs the classifier",
@@ -367,11 +406,10 @@ def run(args: argparse.Namespace) -> dict:
         "every evaluation",
     ]
     if overrides:
-        notes.append(f"preset fields overridden for every variant: {overrides}")
+        notes.append(f"recipe fields overridden for every variant: {overrides}")
     notes += seed_summaries(rows) if len(seeds) > 1 else []
-    config = {"models": models, "modes": modes, "epochs": args.epochs, **s,
-              "dataset": args.dataset, "seeds": seeds, "device": args.device,
-              "overrides": overrides}
+    config = {k: (str(v) if isinstance(v, Path) else v)
+              for k, v in dataclasses.asdict(plan).items()}
     return {"config": config, "rows": rows, "notes": notes, "details": details}
 
 
@@ -443,11 +481,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = OneLineParser(prog="python -m gan_accel.bench quality",
                            description="Sample quality and time-to-quality: train each variant "
-                                       "with its preset, evaluating as it trains.")
+                                       "with its tuned recipe, evaluating as it trains.")
     add_arguments(parser)
     args = parser.parse_args(argv)
     env = environment(select_device(args.device), torch.get_num_threads())  # commit at start
-    out = run(args)
+    out = run_plan(plan_from_args(args))
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(out["config"])
     result = Result("quality", config, out["rows"], out["notes"], tag=result_tag(args))

@@ -11,7 +11,7 @@ gate is renamed onto ``path``):
    ranges calibrated (MinMax) on latent draws from the generator's own latent
    distribution (:class:`LatentCalibrationReader`).
 3. The quality gate (:class:`Gate`): the same latents through the fp32 generator and the
-   int8 model, both scored by the shipped reference classifier
+   int8 model, both scored by the shipped evaluation classifier
    (:mod:`gan_accel.evaluation`): the classifier's class must agree on ``>= 98%`` of the
    samples and the FID (against the same real images) may move by ``<= 5%`` relative.
    A refused model raises :class:`QualityGateError`; nothing is written.
@@ -67,7 +67,7 @@ DATA_MOVEMENT = {"Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Flatt
 STRUCTURAL = {"QuantizeLinear", "DequantizeLinear", "Shape", "Constant", "Cast"}
 # measured on a 30-epoch DCGAN (2,000 gate samples) when this rule was chosen
 WHY_LATENT = ("reads the latent input, kept in float by design: with z quantised to 8 bits "
-              "per tensor the reference classifier's class moved on 2.1% of the samples of a "
+              "per tensor the evaluation classifier's class moved on 2.1% of the samples of a "
               "30-epoch DCGAN (gate: <= 2%), 1.05% with this layer in float; it is ~1% of the "
               "DCGAN generator's multiply-adds")
 WHY_FLOAT = {
@@ -104,9 +104,9 @@ class Gate:
     """The quality an int8 model must keep against its fp32 model on ``samples`` latents."""
 
     samples: int = 2000
-    min_agreement: float = 0.98  # reference-classifier class, int8 == fp32
+    min_agreement: float = 0.98  # evaluation-classifier class, int8 == fp32
     max_fid_change: float = 0.05  # |FID int8 - FID fp32| / FID fp32
-    dataset: str = "mnist-5k"  # which reference classifier and real images
+    dataset: str = "mnist-5k"  # which evaluation classifier and real images
     seed: int = 1000  # latent seed of the gate samples (not the calibration's)
 
 
@@ -170,15 +170,15 @@ def gate_real_data(gate: Gate):
 
 def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Gate,
                  real=None) -> dict:
-    """Score both image sets (same latents) with the reference classifier; returns the
+    """Score both image sets (same latents) with the evaluation classifier; returns the
     figures and ``passed``. Images are ``[n, 1, 28, 28]`` float32 in ``output_range``;
     ``real``: :func:`gate_real_data` (loaded here when not given)."""
-    from ..evaluation import build_reference, load_reference_classifier
+    from ..evaluation import build_real_features, load_eval_classifier
     from ..evaluation.metrics import extract_features, frechet_distance
 
-    clf, clf_meta = load_reference_classifier(gate.dataset)
+    clf, clf_meta = load_eval_classifier(gate.dataset)
     real = real if real is not None else gate_real_data(gate)
-    reference = build_reference(clf, clf_meta, real, len(fp32), kid_subsets=1)
+    real_features = build_real_features(clf, clf_meta, real, len(fp32), kid_subsets=1)
     rng = OutputRange(output_range)
     feats, preds = {}, {}
     for name, images in (("fp32", fp32), ("int8", int8)):
@@ -187,7 +187,7 @@ def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Ga
                                    "written")
         feats[name], preds[name] = extract_features(
             clf, rng.to_unit(torch.from_numpy(np.ascontiguousarray(images)).float()))
-    fid = {k: frechet_distance(reference.feats, f) for k, f in feats.items()}
+    fid = {k: frechet_distance(real_features.feats, f) for k, f in feats.items()}
     agreement = float((preds["int8"] == preds["fp32"]).double().mean())
     change = abs(fid["int8"] - fid["fp32"]) / fid["fp32"]
     err = np.abs(int8.astype(np.float64) - fp32)
@@ -195,7 +195,7 @@ def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Ga
         "samples": len(fp32), "dataset": gate.dataset, "seed": gate.seed,
         "agreement": agreement, "min_agreement": gate.min_agreement,
         "fid_fp32": fid["fp32"], "fid_int8": fid["int8"], "fid_change": change,
-        "max_fid_change": gate.max_fid_change, "fid_floor": reference.fid_floor,
+        "max_fid_change": gate.max_fid_change, "fid_floor": real_features.fid_floor,
         "max_abs_err": float(err.max()), "mean_abs_err": float(err.mean()),
         "passed": agreement >= gate.min_agreement and change <= gate.max_fid_change,
     }
@@ -204,7 +204,7 @@ def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Ga
 def _gate_message(label: str, g: dict) -> str:
     misses = []
     if not g["agreement"] >= g["min_agreement"]:
-        misses.append(f"the reference classifier agrees with fp32 on {g['agreement']:.1%} of "
+        misses.append(f"the evaluation classifier agrees with fp32 on {g['agreement']:.1%} of "
                       f"{g['samples']} samples < {g['min_agreement']:.0%}")
     if not g["fid_change"] <= g["max_fid_change"]:
         misses.append(f"FID {g['fid_int8']:.2f} vs fp32 {g['fid_fp32']:.2f} "
@@ -465,7 +465,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, 
                         best: bool = False, ema: bool | None = None,
                         gate_samples: int = Gate.samples, **kw) -> dict:
     """Load a run's generator (its EMA G unless ``ema=False``) and :func:`quantize_generator`
-    it; the gate uses the reference classifier and real images of the run's dataset."""
+    it; the gate uses the evaluation classifier and real images of the run's dataset."""
     from ..checkpoints import load_trained
 
     variant, ckpt_meta = load_trained(checkpoint, "best" if best else "last", ema, "cpu")

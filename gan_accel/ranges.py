@@ -24,7 +24,7 @@ class OutputRange(str, enum.Enum):
         return x if self is OutputRange.UNIT else x * 2.0 - 1.0
 
     def to_unit(self, x):
-        """This range -> [0, 1] pixels (clipped), for display and the reference classifier."""
+        """This range -> [0, 1] pixels (clipped), for display and the evaluation classifier."""
         if self is OutputRange.SYMMETRIC:
             x = (x + 1.0) / 2.0
         return x.clip(0.0, 1.0)

@@ -9,7 +9,7 @@ prints a table (FID, KID, real-data floor, class coverage, cGAN label accuracy, 
 accuracy, D linear probe) and writes every number to ``--out`` (default ``RUN_DIR/eval.json``,
 or ``<g>.eval.json`` beside an ONNX file).
 
-Re-create a shipped reference classifier::
+Re-create a shipped evaluation classifier::
 
     python -m gan_accel.evaluate train-classifier --dataset mnist-5k|fashion-mnist [--epochs N]
 """
@@ -21,6 +21,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,11 @@ DEFAULT_TRAIN_SUBSET = 0
 def build_parser() -> OneLineParser:
     p = OneLineParser(
         prog="gan_accel.evaluate",
-        description="Measure a generator's samples in the reference classifier's feature space: "
+        description="Measure a generator's samples in the evaluation classifier's feature space: "
                     "FID, KID, the real-data floor, class coverage, cGAN label accuracy, "
                     "InfoGAN code accuracy and the D linear probe.",
         epilog="Subcommand: 'python -m gan_accel.evaluate train-classifier --help' re-creates "
-               "a shipped reference classifier.")
+               "a shipped evaluation classifier.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="RUN_DIR", help="run dir or checkpoint .json")
     src.add_argument("--onnx", metavar="FILE", help="exported generator (.onnx); generator "
@@ -77,7 +78,7 @@ def build_parser() -> OneLineParser:
 
 def build_classifier_parser() -> OneLineParser:
     p = OneLineParser(prog="gan_accel.evaluate train-classifier",
-                      description="Train a reference classifier and save it with its held-out "
+                      description="Train a evaluation classifier and save it with its held-out "
                                   "accuracy and this command in its metadata.")
     p.add_argument("--dataset", required=True, choices=CLASSIFIER_DATASETS,
                    help="mnist-5k: the embedded subset minus 1,000 stratified held-out images; "
@@ -105,7 +106,7 @@ def build_classifier_parser() -> OneLineParser:
 
 
 def train_classifier_main(argv: list[str]) -> int:
-    from ..evaluation import train_reference_classifier
+    from ..evaluation import train_eval_classifier
 
     args = build_classifier_parser().parse_args(argv)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
@@ -115,7 +116,7 @@ def train_classifier_main(argv: list[str]) -> int:
     if args.out and Path(args.out).suffix != ".safetensors":
         raise UserError(f"--out {args.out} must end in .safetensors")
     command = "python -m gan_accel.evaluate " + shlex.join(["train-classifier", *argv])
-    train_reference_classifier(args.dataset, epochs=epochs, out=args.out,
+    train_eval_classifier(args.dataset, epochs=epochs, out=args.out,
                                data_dir=args.data_dir, train_subset=args.train_subset,
                                batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                augment=augment, command=command, log=print)
@@ -133,23 +134,37 @@ def _check_out(path: Path) -> Path:
     return path
 
 
-def evaluate_checkpoint(args, device: torch.device) -> tuple[dict[str, Any], Path]:
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a generator is measured: sample count, real data, seed (from the command line)."""
+
+    n: int
+    kid_subsets: int
+    seed: int
+    dataset: str | None  # None: the dataset the generator was trained on
+    data_dir: str | None
+    probe: bool = True
+    probe_train: int = 4000
+    probe_test: int = 1000
+
+
+def evaluate_checkpoint(checkpoint: str, which: str, ema: bool | None, settings: EvalSettings,
+                        device: torch.device) -> tuple[dict[str, Any], Path]:
+    """Evaluate a run's checkpoint (``which``: last or best); (result, default output path)."""
     from ..checkpoints import load_trained
     from ..evaluation import evaluate_variant
 
-    variant, meta = load_trained(args.checkpoint, "best" if args.best else "last", args.ema,
-                                 device)
+    variant, meta = load_trained(checkpoint, which, ema, device)
     cfg = meta["config"]
-    dataset = args.dataset or cfg.get("dataset", "mnist-5k")
-    data_dir = args.data_dir or cfg.get("data_dir")
-    result = evaluate_variant(variant, dataset, args.n, data_dir=data_dir, device=device,
-                              kid_subsets=args.kid_subsets, probe=not args.no_probe,
-                              probe_train=args.probe_train, probe_test=args.probe_test,
-                              seed=args.seed, log=print)
+    dataset = settings.dataset or cfg.get("dataset", "mnist-5k")
+    data_dir = settings.data_dir or cfg.get("data_dir")
+    result = evaluate_variant(variant, dataset, settings.n, data_dir=data_dir, device=device,
+                              kid_subsets=settings.kid_subsets, probe=settings.probe,
+                              probe_train=settings.probe_train, probe_test=settings.probe_test,
+                              seed=settings.seed, log=print)
     ckpt = Path(meta["checkpoint"])
-    result = {"source": "checkpoint", "checkpoint": str(ckpt),
-              "which": "best" if args.best else "last", "ema": meta["ema"],
-              "step": meta.get("position", {}).get("step"), **result}
+    result = {"source": "checkpoint", "checkpoint": str(ckpt), "which": which,
+              "ema": meta["ema"], "step": meta.get("position", {}).get("step"), **result}
     return result, ckpt.parent.parent / "eval.json"
 
 
@@ -186,16 +201,18 @@ def onnx_sample_fn(gen):
     return sample
 
 
-def evaluate_onnx(args, device: torch.device) -> tuple[dict[str, Any], Path]:
+def evaluate_onnx(onnx: str, settings: EvalSettings,
+                  device: torch.device) -> tuple[dict[str, Any], Path]:
+    """Evaluate an exported ONNX generator; (result, default output path)."""
     from ..evaluation import (
-        build_reference,
-        describe_reference,
+        build_real_features,
+        describe_real_features,
         evaluate_generator,
+        load_eval_classifier,
         load_real_data,
-        load_reference_classifier,
     )
 
-    path = Path(args.onnx)
+    path = Path(onnx)
     if not path.is_file():
         raise UserError(f"--onnx {path} does not exist; export one with "
                         "python -m gan_accel.export")
@@ -210,19 +227,20 @@ def evaluate_onnx(args, device: torch.device) -> tuple[dict[str, Any], Path]:
     except ValueError as exc:  # export.runtime.ModelFileError
         raise UserError(str(exc).splitlines()[0]) from None
     meta = gen.meta
-    dataset = args.dataset or _onnx_dataset(meta) or "mnist-5k"
-    clf, cmeta = load_reference_classifier(dataset, device)
-    real = load_real_data(dataset, args.data_dir, log=print)
-    reference = build_reference(clf, cmeta, real, args.n, args.kid_subsets, args.seed)
+    dataset = settings.dataset or _onnx_dataset(meta) or "mnist-5k"
+    clf, cmeta = load_eval_classifier(dataset, device)
+    real = load_real_data(dataset, settings.data_dir, log=print)
+    real_features = build_real_features(clf, cmeta, real, settings.n, settings.kid_subsets,
+                                        settings.seed)
     try:
         result = evaluate_generator(onnx_sample_fn(gen), meta.output_range,
                                     num_classes=meta.num_classes, cat_dim=meta.cat_dim,
-                                    reference=reference, seed=args.seed)
+                                    real_features=real_features, seed=settings.seed)
     finally:
         gen.close()
     result = {"source": "onnx", "onnx": str(path), "variant": meta.variant,
               "step": meta.step, "ema": meta.ema, "dataset": dataset,
-              **describe_reference(reference, real, args.seed), **result}
+              **describe_real_features(real_features, real, settings.seed), **result}
     return result, path.with_suffix(".eval.json")
 
 
@@ -244,11 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     from ..devices import select_device
 
     device = select_device(args.device)
+    settings = EvalSettings(n=args.n, kid_subsets=args.kid_subsets, seed=args.seed,
+                            dataset=args.dataset, data_dir=args.data_dir,
+                            probe=not args.no_probe, probe_train=args.probe_train,
+                            probe_test=args.probe_test)
     t0 = time.perf_counter()
     if args.onnx:
-        result, default_out = evaluate_onnx(args, device)
+        result, default_out = evaluate_onnx(args.onnx, settings, device)
     else:
-        result, default_out = evaluate_checkpoint(args, device)
+        result, default_out = evaluate_checkpoint(args.checkpoint,
+                                                  "best" if args.best else "last", args.ema,
+                                                  settings, device)
     out = out or default_out
     result["eval_seconds"] = round(time.perf_counter() - t0, 2)
     result["command"] = "python -m gan_accel.evaluate " + shlex.join(argv)

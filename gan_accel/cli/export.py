@@ -6,7 +6,7 @@
 
 ``onnx``: fp32 (or ``--fp16``) ONNX, compared with PyTorch in onnxruntime before it is
 written. ``int8``: static QDQ int8 ONNX, calibrated on latent draws and kept only when the
-reference classifier's quality gate passes (:mod:`gan_accel.export.quantize`). ``pt2``: an
+evaluation classifier's quality gate passes (:mod:`gan_accel.export.quantize`). ``pt2``: an
 AOTInductor package with a dynamic batch axis, loaded back and compared with PyTorch
 (:mod:`gan_accel.export.aoti`). The work is in :mod:`gan_accel.export` (imported lazily).
 """

@@ -2,7 +2,8 @@
 
 * ``mnist-5k``: the 5,000-image MNIST subset (500 per digit) shipped inside the package;
 * ``mnist``: full MNIST from IDX files under ``--data-dir`` (torchvision's layout too), or
-  downloaded by torchvision with ``--download``; missing, it falls back to ``mnist-5k``;
+  downloaded by torchvision with ``--download``; missing, a one-line error naming the fixes
+  (a run records exactly the data it trained on, so it never swaps in the subset);
 * ``fashion-mnist``: IDX files under ``--data-dir`` or Debian's ``dataset-fashion-mnist``.
 """
 
@@ -27,7 +28,7 @@ class Dataset(str, enum.Enum):
 
     @property
     def classifier(self) -> Dataset:
-        """The dataset whose shipped reference classifier measures this one (same domain)."""
+        """The dataset whose shipped evaluation classifier measures this one (same domain)."""
         return Dataset.FASHION_MNIST if self is Dataset.FASHION_MNIST else Dataset.MNIST_5K
 
     def __str__(self) -> str:
@@ -81,8 +82,10 @@ def load_dataset(
 
     ``mnist-5k`` is embedded. ``mnist`` and ``fashion-mnist`` are read from IDX files under
     ``data_dir`` (or, for Fashion-MNIST, Debian's ``/usr/share/datasets/fashion-mnist``); with
-    ``download=True`` torchvision fetches them when a network exists. Full MNIST that cannot be
-    found falls back to the embedded subset with one line saying so.
+    ``download=True`` torchvision fetches them when a network exists.
+
+    Raises:
+        DataError: when the files are not found (the message names the fixes).
     """
     name = dataset(name)
     if name is Dataset.MNIST_5K:
@@ -106,12 +109,9 @@ def load_dataset(
             f"Fashion-MNIST IDX files not found in {where}; install Debian's "
             "dataset-fashion-mnist, pass --data-dir DIR, or add --download"
         )
-    log(
-        f"full MNIST not found in {where}"
+    raise DataError(
+        f"full MNIST IDX files not found in {where}"
         + (" and could not be downloaded" if download else "")
-        + "; using the embedded 5,000-image subset instead (put the IDX files in "
-        "DIR or DIR/MNIST/raw and pass --data-dir DIR, or add --download with a network)"
+        + "; put them in DIR or DIR/MNIST/raw and pass --data-dir DIR, add --download with a "
+        "network, or train on the embedded subset with --dataset mnist-5k"
     )
-    return embedded_subset()
-
-

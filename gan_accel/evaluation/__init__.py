@@ -1,35 +1,35 @@
-"""How good is a generator, measured in a reference classifier's feature space.
+"""How good is a generator, measured in a evaluation classifier's feature space.
 
 * :mod:`.classifier` - the small CNN whose features the metrics use, and its training;
 * :mod:`.metrics` - FID, KID, class coverage, label / code accuracy, the linear probe;
-* :mod:`.pipeline` - real data, references, and the evaluation of a generator or a variant.
+* :mod:`.pipeline` - real data, its features, and the evaluation of a generator or a variant.
 """
 
 from .pipeline import (
     CLASSIFIER_DATASETS,
     RealData,
-    Reference,
+    RealFeatures,
     SampleFn,
     TrainingEvaluator,
-    build_reference,
+    build_real_features,
     classifier_key,
     classifier_path,
-    describe_reference,
+    describe_real_features,
     discriminator_metrics,
     evaluate_generator,
     evaluate_variant,
     format_table,
     generator_sampler,
+    load_eval_classifier,
     load_real_data,
-    load_reference_classifier,
     predict_code,
-    train_reference_classifier,
+    train_eval_classifier,
 )
 
 __all__ = [
-    "CLASSIFIER_DATASETS", "RealData", "Reference", "SampleFn", "TrainingEvaluator",
-    "build_reference", "classifier_key", "classifier_path", "describe_reference",
+    "CLASSIFIER_DATASETS", "RealData", "RealFeatures", "SampleFn", "TrainingEvaluator",
+    "build_real_features", "classifier_key", "classifier_path", "describe_real_features",
     "discriminator_metrics", "evaluate_generator", "evaluate_variant", "format_table",
-    "generator_sampler", "load_real_data", "load_reference_classifier", "predict_code",
-    "train_reference_classifier",
+    "generator_sampler", "load_real_data", "load_eval_classifier", "predict_code",
+    "train_eval_classifier",
 ]

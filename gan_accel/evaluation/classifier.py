@@ -1,4 +1,4 @@
-"""Reference MNIST-like classifier whose feature space is used for GAN quality metrics.
+"""RealFeatures MNIST-like classifier whose feature space is used for GAN quality metrics.
 
 Inception-based FID is meaningless for 28x28 single-channel digits (and its weights cannot
 be downloaded here), so gan-accel measures sample quality in the 128-d penultimate feature

@@ -1,4 +1,4 @@
-"""GAN quality metrics computed in the feature space of the reference classifier.
+"""GAN quality metrics computed in the feature space of the evaluation classifier.
 
 All functions are pure: they take tensors (or NumPy arrays) and return Python numbers or
 small JSON-serialisable structures. Heavy lifting is delegated to well-kept libraries:
@@ -296,7 +296,7 @@ def cluster_accuracy(
     """Accuracy of an unsupervised clustering after optimal one-to-one matching (Hungarian).
 
     Used for InfoGAN: ``pred_clusters`` is the categorical code a sample was generated with and
-    ``true_labels`` the reference classifier's prediction. The cluster-to-class assignment that
+    ``true_labels`` the evaluation classifier's prediction. The cluster-to-class assignment that
     maximises agreement is found with ``scipy.optimize.linear_sum_assignment``; if there are more
     clusters than classes, unmatched clusters count as errors.
 
@@ -419,7 +419,7 @@ def linear_probe(
 def extract_features(
     classifier: nn.Module, images: Tensor, batch_size: int = 512
 ) -> tuple[Tensor, Tensor]:
-    """Penultimate features and predicted labels of the reference classifier.
+    """Penultimate features and predicted labels of the evaluation classifier.
 
     Runs under ``torch.no_grad`` in eval mode (the module's previous mode is restored), on the
     classifier's device, batch by batch.

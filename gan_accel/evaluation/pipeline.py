@@ -1,16 +1,16 @@
-"""The evaluation pipeline: how good is a generator, measured in a reference classifier's space.
+"""The evaluation pipeline: how good is a generator, measured in a evaluation classifier's space.
 
 Pieces, from the bottom up:
 
-* :func:`load_reference_classifier` - the shipped CNN for a dataset
+* :func:`load_eval_classifier` - the shipped CNN for a dataset
   (``gan_accel/assets/classifier-<mnist-5k|fashion-mnist>.safetensors``; full MNIST uses the
-  mnist-5k one, same domain). :func:`train_reference_classifier` re-creates those files.
+  mnist-5k one, same domain). :func:`train_eval_classifier` re-creates those files.
 * :func:`load_real_data` - which real images a dataset is compared with (:class:`RealData`):
   the test split where one exists (Fashion-MNIST, full MNIST), else the training data (the
   embedded 5k subset, which is all a mnist-5k GAN was trained on); plus a labelled
   train/held-out pair for the discriminator probe and InfoGAN's code accuracy.
-* :func:`build_reference` - real classifier features at sample size ``n``, computed once:
-  ``n`` reference images and a disjoint second ``n`` for the real-data floor.
+* :func:`build_real_features` - real classifier features at sample size ``n``, computed once:
+  ``n`` real images and a disjoint second ``n`` for the real-data floor.
 * :func:`evaluate_generator` - FID, KID, floor, class histogram (+ cGAN label accuracy,
   InfoGAN code accuracy on generated images) for any ``sample_fn`` (checkpoint or ONNX).
 * :func:`discriminator_metrics` - the D linear probe and InfoGAN's Q-head code accuracy on
@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset, ImageSet, dataset, embedded_subset, load_dataset, to_model_range
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..ranges import OutputRange
 from .classifier import (
     MnistClassifier,
@@ -57,10 +57,10 @@ from .metrics import (
 __all__ = [
     "CLASSIFIER_DATASETS",
     "RealData",
-    "Reference",
+    "RealFeatures",
     "SampleFn",
     "TrainingEvaluator",
-    "build_reference",
+    "build_real_features",
     "classifier_key",
     "classifier_path",
     "discriminator_metrics",
@@ -68,9 +68,9 @@ __all__ = [
     "evaluate_variant",
     "generator_sampler",
     "load_real_data",
-    "load_reference_classifier",
+    "load_eval_classifier",
     "predict_code",
-    "train_reference_classifier",
+    "train_eval_classifier",
 ]
 
 CLASSIFIER_DATASETS = tuple(sorted({d.classifier.value for d in Dataset}))
@@ -100,9 +100,9 @@ def classifier_path(dataset: str) -> Path:
     return ASSETS / f"classifier-{classifier_key(dataset)}.safetensors"
 
 
-def load_reference_classifier(dataset: str, device: str | torch.device = "cpu"
+def load_eval_classifier(dataset: str, device: str | torch.device = "cpu"
                               ) -> tuple[MnistClassifier, dict[str, str]]:
-    """The reference classifier for ``dataset`` and its metadata, in eval mode.
+    """The evaluation classifier for ``dataset`` and its metadata, in eval mode.
 
     Raises:
         UserError: if the weights file is missing or corrupt (names the file and the command
@@ -112,7 +112,7 @@ def load_reference_classifier(dataset: str, device: str | torch.device = "cpu"
     path = classifier_path(dataset)
     fix = f"re-create it with: python -m gan_accel.evaluate train-classifier --dataset {key}"
     if not path.is_file():
-        raise UserError(f"reference classifier {path} is missing; {fix}")
+        raise UserError(f"evaluation classifier {path} is missing; {fix}")
     try:
         with torch.random.fork_rng(devices=[]):  # the module's init draws from the global RNG
             return load_classifier(path, map_location=device)
@@ -127,12 +127,12 @@ def _stratified(data: ImageSet, n: int, seed: int = SPLIT_SEED) -> ImageSet:
     return data.split(n, seed)[1]
 
 
-def train_reference_classifier(dataset: str, *, epochs: int, out: str | Path | None = None,
+def train_eval_classifier(dataset: str, *, epochs: int, out: str | Path | None = None,
                                data_dir: str | None = None, train_subset: int = 0,
                                batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
                                augment: bool = True, command: str = "",
                                log: Callable[[str], Any] = print) -> dict:
-    """Train the reference classifier of ``dataset`` and save it with its metadata.
+    """Train the evaluation classifier of ``dataset`` and save it with its metadata.
 
     mnist-5k: trains on the embedded subset minus 1,000 stratified held-out images
     (``ImageSet.split(1000, seed=0)``) and reports accuracy on those 1,000.
@@ -223,11 +223,13 @@ class RealData:
 
 
 def _train_and_test(name: str, data_dir: str | None, log) -> tuple[ImageSet, ImageSet | None]:
+    """The train split and, where the files hold one, the test split."""
     train = load_dataset(name, data_dir, train=True, log=log)
-    if train.name == "mnist-5k":  # full MNIST was not found: load_dataset fell back
-        return train, None
-    test = load_dataset(name, data_dir, train=False, log=_quiet)
-    return train, (None if test.name == "mnist-5k" else test)
+    try:
+        test = load_dataset(name, data_dir, train=False, log=_quiet)
+    except DataError:
+        test = None
+    return train, test
 
 
 def load_real_data(dataset: str, data_dir: str | None = None,
@@ -237,8 +239,7 @@ def load_real_data(dataset: str, data_dir: str | None = None,
 
     mnist-5k: pool = the whole embedded subset (the GAN's training data; it has no other
     split), probe = the classifier's 4,000 / 1,000 stratified split. Fashion-MNIST and full
-    MNIST: pool = the test split, probe = stratified subsets of the train / test splits. Full
-    MNIST that cannot be found falls back to mnist-5k (with the line ``load_dataset`` prints).
+    MNIST: pool = the test split, probe = stratified subsets of the train / test splits.
     """
     classifier_key(dataset)
     train, test = ((embedded_subset(), None) if dataset == "mnist-5k"
@@ -258,11 +259,11 @@ def load_real_data(dataset: str, data_dir: str | None = None,
                     f"{dataset}: train-split subset / test-split subset")
 
 
-# --------------------------------------------------------------------------- reference
+# --------------------------------------------------------------------------- real features
 
 
 @dataclass
-class Reference:
+class RealFeatures:
     """Real classifier features at sample size ``n``, computed once per evaluation setup."""
 
     n: int
@@ -276,9 +277,9 @@ class Reference:
     classifier_meta: dict[str, str]
 
 
-def build_reference(classifier: MnistClassifier, classifier_meta: dict[str, str],
+def build_real_features(classifier: MnistClassifier, classifier_meta: dict[str, str],
                     real: RealData, n: int, kid_subsets: int = 100,
-                    seed: int = EVAL_SEED) -> Reference:
+                    seed: int = EVAL_SEED) -> RealFeatures:
     """Features of ``n`` random pool images, plus the floor against ``n`` other ones."""
     real.check_n(n)
     perm = torch.randperm(len(real.pool), generator=torch.Generator().manual_seed(seed))
@@ -286,7 +287,7 @@ def build_reference(classifier: MnistClassifier, classifier_meta: dict[str, str]
     ref, other = feats[:n], feats[n:]
     subset = min(KID_SUBSET, n)
     kid_floor, _ = kernel_inception_distance(ref, other, kid_subsets, subset, seed)
-    return Reference(n, ref, frechet_distance(ref, other), kid_floor, kid_subsets, subset,
+    return RealFeatures(n, ref, frechet_distance(ref, other), kid_floor, kid_subsets, subset,
                      real.pool_desc, classifier, classifier_meta)
 
 
@@ -339,7 +340,7 @@ def _class_count(num_classes: int, cat_dim: int) -> int:
 
 def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: int = 0,
                        cat_dim: int = 0, dataset: str = "mnist-5k", n: int = 2000,
-                       reference: Reference | None = None, data_dir: str | None = None,
+                       real_features: RealFeatures | None = None, data_dir: str | None = None,
                        kid_subsets: int = 100, seed: int = EVAL_SEED,
                        device: str | torch.device = "cpu",
                        log: Callable[[str], Any] = _quiet) -> dict[str, Any]:
@@ -353,12 +354,12 @@ def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: i
         cat_dim: > 0 for an InfoGAN G: categorical codes cycle through ``0..cat_dim-1`` and
             ``code_accuracy_generated`` (codes vs classifier labels, Hungarian-matched) is
             reported.
-        dataset: picks the reference classifier and real data (ignored with ``reference``).
+        dataset: picks the evaluation classifier and real data (ignored with ``real_features``).
         n: generated images, compared with ``n`` real ones; the floor uses another ``n``.
-        reference: precomputed :func:`build_reference` result (its ``n`` wins).
+        real_features: precomputed :func:`build_real_features` result (its ``n`` wins).
         kid_subsets: KID subsets (of ``min(n, 1000)`` rows each).
         seed: latent seed.
-        device: where the classifier runs when ``reference`` is not given.
+        device: where the classifier runs when ``real_features`` is not given.
 
     Returns:
         a flat JSON-ready dict: ``fid``, ``kid``, ``kid_std``, ``fid_floor``, ``kid_floor``,
@@ -366,11 +367,11 @@ def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: i
         ``largest_class_share``, ``kl_to_uniform``, ``collapsed``, ``class_counts``,
         ``missing_classes``), and the conditional accuracies above when they apply.
     """
-    if reference is None:
-        clf, meta = load_reference_classifier(dataset, device)
+    if real_features is None:
+        clf, meta = load_eval_classifier(dataset, device)
         real = load_real_data(dataset, data_dir, log=log)
-        reference = build_reference(clf, meta, real, n, kid_subsets, seed)
-    n = reference.n
+        real_features = build_real_features(clf, meta, real, n, kid_subsets, seed)
+    n = real_features.n
     k = _class_count(num_classes, cat_dim)
     classes = torch.arange(n) % k if k else None
     images = sample_fn(n, seed=seed, classes=classes)
@@ -381,19 +382,19 @@ def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: i
         raise UserError("the generator produced non-finite (NaN/inf) pixels; the model has "
                         "diverged, evaluate an earlier or the --best checkpoint")
     unit = OutputRange(output_range).to_unit(images.float())
-    feats, preds = extract_features(reference.classifier, unit)
-    kid, kid_std = kernel_inception_distance(reference.feats, feats, reference.kid_subsets,
-                                             reference.kid_subset_size, seed)
-    fid = frechet_distance(reference.feats, feats)
+    feats, preds = extract_features(real_features.classifier, unit)
+    kid, kid_std = kernel_inception_distance(real_features.feats, feats, real_features.kid_subsets,
+                                             real_features.kid_subset_size, seed)
+    fid = frechet_distance(real_features.feats, feats)
     hist = class_histogram(preds)
     result: dict[str, Any] = {
         "n": n,
         "fid": fid,
-        "fid_floor": reference.fid_floor,
-        "fid_ratio": fid / reference.fid_floor if reference.fid_floor > 0 else math.inf,
+        "fid_floor": real_features.fid_floor,
+        "fid_ratio": fid / real_features.fid_floor if real_features.fid_floor > 0 else math.inf,
         "kid": kid,
         "kid_std": kid_std,
-        "kid_floor": reference.kid_floor,
+        "kid_floor": real_features.kid_floor,
         "classes_present": hist["classes_present"],
         "largest_class_share": hist["largest_class_share"],
         "kl_to_uniform": hist["kl_to_uniform"],
@@ -490,34 +491,34 @@ def evaluate_variant(variant, dataset: str, n: int = 2000, *, data_dir: str | No
     ``probe_train`` / ``probe_test`` cap the labelled real images of the D probe (and of
     InfoGAN's code accuracy); ``probe=False`` skips the probe.
     """
-    clf, meta = load_reference_classifier(dataset, device)
+    clf, meta = load_eval_classifier(dataset, device)
     real = load_real_data(dataset, data_dir, probe_train, probe_test, log=log)
-    reference = build_reference(clf, meta, real, n, kid_subsets, seed)
+    real_features = build_real_features(clf, meta, real, n, kid_subsets, seed)
     spec = variant.latent
     result = {
         "variant": variant.name,
         "dataset": dataset,
-        **describe_reference(reference, real, seed),
+        **describe_real_features(real_features, real, seed),
         **evaluate_generator(generator_sampler(variant.G, spec, device), variant.output_range,
                              num_classes=spec.num_classes, cat_dim=spec.cat_dim,
-                             reference=reference, seed=seed),
+                             real_features=real_features, seed=seed),
         **discriminator_metrics(variant, real, device, probe=probe,
                                 probe_epochs=probe_epochs, seed=seed),
     }
     return result
 
 
-def describe_reference(reference: Reference, real: RealData,
+def describe_real_features(real_features: RealFeatures, real: RealData,
                        seed: int = EVAL_SEED) -> dict[str, Any]:
     """JSON facts saying what the numbers were measured against."""
-    meta = reference.classifier_meta
+    meta = real_features.classifier_meta
     return {
-        "real_images": reference.source,
+        "real_images": real_features.source,
         "probe_images": real.probe_desc,
         "classifier": meta.get("dataset", "?"),
         "classifier_heldout_accuracy": float(meta.get("heldout_accuracy", "nan")),
-        "kid_subsets": reference.kid_subsets,
-        "kid_subset_size": reference.kid_subset_size,
+        "kid_subsets": real_features.kid_subsets,
+        "kid_subset_size": real_features.kid_subset_size,
         "seed": seed,
     }
 
@@ -543,23 +544,23 @@ class TrainingEvaluator:
         self.real = load_real_data(cfg.dataset, cfg.data_dir, probe_train=0,
                                    probe_test=PROBE_TEST if code_accuracy else 0, log=log)
         self.real.check_n(cfg.eval_samples, "--eval-samples")
-        self.reference: Reference | None = None
+        self.real_features: RealFeatures | None = None
 
-    def _reference(self, device) -> Reference:
-        if self.reference is None:
-            clf, meta = load_reference_classifier(self.cfg.dataset, device)
-            self.reference = build_reference(clf, meta, self.real, self.cfg.eval_samples,
+    def _real_features(self, device) -> RealFeatures:
+        if self.real_features is None:
+            clf, meta = load_eval_classifier(self.cfg.dataset, device)
+            self.real_features = build_real_features(clf, meta, self.real, self.cfg.eval_samples,
                                              self.kid_subsets)
-        return self.reference
+        return self.real_features
 
     def __call__(self, trainer) -> dict[str, Any]:
-        ref = self._reference(trainer.device)
+        ref = self._real_features(trainer.device)
         variant = trainer.variant
         G = trainer.sampling_generator()
         spec = variant.latent
         res = evaluate_generator(generator_sampler(G, spec, trainer.device),
                                  variant.output_range, num_classes=spec.num_classes,
-                                 cat_dim=spec.cat_dim, reference=ref)
+                                 cat_dim=spec.cat_dim, real_features=ref)
         keys = ("fid", "kid", "classes_present", "largest_class_share", "fid_floor",
                 "fid_ratio", "label_accuracy", "code_accuracy_generated")
         out = {k: res[k] for k in keys if k in res}

@@ -46,6 +46,7 @@ TRAIN_CASES = [
     (["--epochs", "many"], "invalid int value"),
     (["--no-such-flag"], "unrecognized arguments"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/dir"], "not a directory"),
+    (["--dataset", "mnist", "--data-dir", "/tmp"], "full MNIST IDX files not found"),
     (["--device", "cuda"], "no CUDA device"),
     (["--device", "tpu:banana"], "is not a device"),
     (["--amp", "bf16", "--device", "cpu"], "needs a CUDA device"),
@@ -58,6 +59,16 @@ TRAIN_CASES = [
 def test_train_bad_input(capsys, tmp_path, argv, match):
     argv = [*argv] if "--out" in argv else [*argv, "--out", str(tmp_path / "r")]
     one_line_error(capsys, train.main, [*argv, "--no-progress", "--max-steps", "1"], match)
+
+
+def test_missing_dataset_writes_no_run(capsys, tmp_path):
+    """Data the user asked for and does not have: one line, exit 2, no run folder (and so no
+    config.json claiming a dataset the run never trained on)."""
+    out = tmp_path / "r"
+    one_line_error(capsys, train.main, ["--dataset", "mnist", "--data-dir", str(tmp_path),
+                                        "--out", str(out), "--no-progress"],
+                   "--dataset mnist-5k")
+    assert not out.exists()
 
 
 # Flags this CPU machine cannot honour. Each must fail at start-up: the data dir holds files

@@ -41,11 +41,12 @@ def test_embedded_subset_is_balanced():
     assert 20 < data.images.float().mean() < 60  # MNIST mean ink ~33/255
 
 
-def test_missing_full_mnist_falls_back_with_one_line(tmp_path):
-    lines = []
-    data = load_dataset("mnist", tmp_path, log=lines.append)
-    assert data.name == "mnist-5k" and len(data) == 5000
-    assert len(lines) == 1 and "embedded" in lines[0] and "--data-dir" in lines[0]
+def test_missing_full_mnist_is_an_error_naming_the_fixes(tmp_path):
+    """Data asked for and absent is never swapped for the subset (a run records exactly the
+    data it trained on)."""
+    with pytest.raises(DataError, match="full MNIST IDX files not found") as err:
+        load_dataset("mnist", tmp_path)
+    assert "--data-dir" in str(err.value) and "--dataset mnist-5k" in str(err.value)
 
 
 def test_fashion_mnist_debian_or_clear_error(tmp_path, monkeypatch):

@@ -14,12 +14,12 @@ from gan_accel.cli import evaluate
 from gan_accel.data import FASHION_MNIST_DEBIAN, find_idx_files, load_dataset
 from gan_accel.errors import UserError, run_cli
 from gan_accel.evaluation import (
-    build_reference,
+    build_real_features,
     classifier_path,
     discriminator_metrics,
     evaluate_generator,
+    load_eval_classifier,
     load_real_data,
-    load_reference_classifier,
 )
 from gan_accel.evaluation.classifier import accuracy
 from gan_accel.training.trainer import Trainer
@@ -38,10 +38,10 @@ def quiet(*_):
 
 @pytest.fixture(scope="module")
 def mnist5k():
-    """(classifier, real data, reference at n=N) for the embedded subset."""
-    clf, meta = load_reference_classifier("mnist-5k")
+    """(classifier, real data, real features at n=N) for the embedded subset."""
+    clf, meta = load_eval_classifier("mnist-5k")
     real = load_real_data("mnist-5k", probe_train=300, probe_test=200, log=quiet)
-    return clf, real, build_reference(clf, meta, real, N, kid_subsets=20)
+    return clf, real, build_real_features(clf, meta, real, N, kid_subsets=20)
 
 
 def pool_sampler(images_u8: torch.Tensor, labels: torch.Tensor, shift: int = 0):
@@ -67,7 +67,7 @@ def pool_sampler(images_u8: torch.Tensor, labels: torch.Tensor, shift: int = 0):
 
 def test_shipped_mnist_classifier_accuracy_on_held_out():
     """The shipped weights classify the 1,000 images held out of their training >= 97%."""
-    clf, meta = load_reference_classifier("mnist-5k")
+    clf, meta = load_eval_classifier("mnist-5k")
     real = load_real_data("mnist-5k", log=quiet)
     acc = accuracy(clf, real.probe_test.images, real.probe_test.labels)
     assert len(real.probe_test) == 1000
@@ -81,7 +81,7 @@ def test_shipped_mnist_classifier_accuracy_on_held_out():
 def test_shipped_fashion_classifier_accuracy_on_the_test_split():
     """>= 91% on the whole 10,000-image Fashion-MNIST test split, and the metadata says what
     it measured (the classifier is trained on the full 60k train split)."""
-    clf, meta = load_reference_classifier("fashion-mnist")
+    clf, meta = load_eval_classifier("fashion-mnist")
     test = load_dataset("fashion-mnist", train=False, log=quiet)
     acc = accuracy(clf, test.images, test.labels)
     assert acc >= 0.91, acc
@@ -94,19 +94,19 @@ def test_missing_classifier_is_a_user_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ev, "ASSETS", tmp_path)
     with pytest.raises(UserError, match="train-classifier --dataset fashion-mnist"):
-        ev.load_reference_classifier("fashion-mnist")
+        ev.load_eval_classifier("fashion-mnist")
 
 
 # --------------------------------------------------------------------------- known cases
 
 
 def test_real_images_score_at_the_floor(mnist5k):
-    """Real images disjoint from both reference halves: FID ~ floor, all classes, no collapse."""
+    """Real images disjoint from both real halves: FID ~ floor, all classes, no collapse."""
     clf, real, ref = mnist5k
     perm = torch.randperm(len(real.pool), generator=torch.Generator().manual_seed(0))
-    held = perm[2 * N:]  # build_reference used perm[:2N] (same seed)
+    held = perm[2 * N:]  # build_real_features used perm[:2N] (same seed)
     res = evaluate_generator(pool_sampler(real.pool.images[held], real.pool.labels[held]),
-                             "unit", reference=ref)
+                             "unit", real_features=ref)
     assert res["n"] == N and res["fid_floor"] > 0
     assert res["fid_ratio"] < 1.5, res["fid_ratio"]
     assert res["kid"] < 10 * max(abs(res["kid_floor"]), 1.0)  # one class: ~1,400
@@ -118,7 +118,7 @@ def test_one_class_generator_is_flagged_collapsed(mnist5k):
     clf, real, ref = mnist5k
     threes = real.pool.labels == 3
     res = evaluate_generator(pool_sampler(real.pool.images[threes], real.pool.labels[threes]),
-                             "unit", reference=ref)
+                             "unit", real_features=ref)
     assert res["collapsed"] is True
     assert res["classes_present"] <= 2 and res["largest_class_share"] > 0.9
     assert res["fid_ratio"] > 10, res["fid_ratio"]
@@ -134,17 +134,17 @@ def test_symmetric_range_is_mapped(mnist5k):
     def symmetric(n, *, seed, classes=None):
         return base(n, seed=seed, classes=classes) * 2 - 1
 
-    unit = evaluate_generator(base, "unit", reference=ref)
-    sym = evaluate_generator(symmetric, "symmetric", reference=ref)
+    unit = evaluate_generator(base, "unit", real_features=ref)
+    sym = evaluate_generator(symmetric, "symmetric", real_features=ref)
     assert sym["fid"] == pytest.approx(unit["fid"], rel=1e-4)
 
 
 def test_cgan_label_accuracy(mnist5k):
     clf, real, ref = mnist5k
     good = evaluate_generator(pool_sampler(real.pool.images, real.pool.labels), "unit",
-                              num_classes=10, reference=ref)
+                              num_classes=10, real_features=ref)
     wrong = evaluate_generator(pool_sampler(real.pool.images, real.pool.labels, shift=1),
-                               "unit", num_classes=10, reference=ref)
+                               "unit", num_classes=10, real_features=ref)
     assert good["label_accuracy"] > 0.95
     assert wrong["label_accuracy"] < 0.1
     assert good["classes_present"] == 10
@@ -154,7 +154,7 @@ def test_infogan_generated_code_accuracy_uses_hungarian_matching(mnist5k):
     """Codes that draw digit (code + 3) % 10: a permutation, so matched accuracy is high."""
     clf, real, ref = mnist5k
     res = evaluate_generator(pool_sampler(real.pool.images, real.pool.labels, shift=3), "unit",
-                             cat_dim=10, reference=ref)
+                             cat_dim=10, real_features=ref)
     assert res["code_accuracy_generated"] > 0.95
     assert res["code_to_class_generated"][0] == 3 and res["code_to_class_generated"][9] == 2
 
@@ -178,7 +178,7 @@ def test_discriminator_metrics_infogan_q_head_and_probe(mnist5k):
 def test_n_beyond_the_real_pool_is_a_user_error(mnist5k):
     clf, real, _ = mnist5k
     with pytest.raises(UserError, match="2 <= --n <= 2500"):
-        build_reference(clf, {}, real, 2600)
+        build_real_features(clf, {}, real, 2600)
 
 
 # --------------------------------------------------------------------------- training
@@ -225,7 +225,7 @@ def test_training_evaluator_in_the_loop_leaves_rng_alone(tmp_path):
     assert set(result) >= {"fid", "kid", "classes_present", "largest_class_share", "fid_floor"}
     assert result["fid"] > 0 and 0 <= result["classes_present"] <= 10
     again = evaluator(trainer)
-    assert again["fid"] == result["fid"]  # fixed seed, cached reference: deterministic
+    assert again["fid"] == result["fid"]  # fixed seed, cached real features: deterministic
     trainer.fit()
     assert (tmp_path / "live" / "best" / "best.json").is_file()
 
@@ -377,8 +377,6 @@ def test_quality_targets_rules():
 def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
     """The bench trains with an evaluator called every --eval-every steps; a stub that
     scripts the metrics shows that the first step and seconds of each target are recorded."""
-    from types import SimpleNamespace
-
     from gan_accel.bench import quality
 
     script = [  # what the stub reports at its 1st, 2nd, ... call
@@ -399,12 +397,10 @@ def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
                                "train_seconds": round(trainer.train_seconds(), 2), **result})
             return result
 
-    args = SimpleNamespace(epochs=None, dataset="mnist-5k", data_dir=None, device="cpu",
-                           eval_every=2)
-    s = {"steps": 10, "eval_n": 100, "kid_subsets": 5, "probe_train": 100, "probe_test": 50,
-         "probe_epochs": 5}
-    row, _ = quality.run_variant("gan", "eager", args, s, tmp_path / "run", {"ema": 0.0},
-                                 evaluator_factory=Stub)
+    plan = quality.QualityPlan(["gan"], ["eager"], [0], eval_every=2, steps=10, eval_n=100,
+                               kid_subsets=5, probe_train=100, probe_test=50, probe_epochs=5,
+                               overrides={"ema": 0.0})
+    row, _ = quality.run_variant("gan", "eager", plan, tmp_path / "run", evaluator_factory=Stub)
     steps = [e["step"] for e in row["curve"]]
     assert steps == [2, 4, 6, 8, 10]
     seconds = [e["train_seconds"] for e in row["curve"]]

@@ -196,9 +196,9 @@ def classifier_features():
     """Real features of the shipped MNIST classifier: 300 real images vs 300 others (noisy,
     shifted real ones), the features FID and KID are computed on in the evaluation."""
     from gan_accel.data import embedded_subset
-    from gan_accel.evaluation.pipeline import load_reference_classifier
+    from gan_accel.evaluation.pipeline import load_eval_classifier
 
-    clf, _ = load_reference_classifier("mnist-5k")
+    clf, _ = load_eval_classifier("mnist-5k")
     images = embedded_subset().images
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(images), generator=g)

@@ -1,7 +1,7 @@
 """INT8 export: the conv form is exact, the quantised model keeps quality or is refused.
 
 The gate is exercised on a DCGAN trained for 2 epochs of the embedded subset (~11 s on one
-core): a random-weight generator makes near-constant images that the reference classifier
+core): a random-weight generator makes near-constant images that the evaluation classifier
 puts in one class, so any calibration would "agree". A calibration on latents shrunk 20x
 (activation ranges far too narrow) must be refused, leaving nothing behind.
 """
