@@ -54,7 +54,7 @@ def embedded_subset() -> ImageSet:
     with resources.as_file(assets / "mnist5k-images-idx3-ubyte.gz") as img, \
             resources.as_file(assets / "mnist5k-labels-idx1-ubyte.gz") as lbl:
         data = load_idx_pair(Path(img), Path(lbl), "mnist-5k")
-    data.source = "embedded MNIST subset (5,000 images, 500 per digit)"
+    data.source = "the embedded MNIST subset, 500 per digit"
     return data
 
 

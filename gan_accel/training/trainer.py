@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,10 @@ class Trainer:
     def _make_loss_fns(self):
         """Each phase's loss function; with --compile one graph (fullgraph=True) each, whose
         backward AOT autograd compiles with it."""
+        if self.cfg.compile and self.device.type == "cpu":
+            # Inductor's C++ backend imports torch.utils.cpp_extension, which warns that no CUDA
+            # runtime goes with the CUDA_HOME it found: noise on a CPU run, nothing to act on.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         fns = {}
         for ph in self.phases:
             fn = ph.loss
@@ -371,7 +376,7 @@ class Trainer:
             return
         cfg = self.cfg
         mode = f"compiled ({cfg.compile_mode})" if cfg.compile else "eager"
-        self.log(f"training {cfg.model} on {self.data.source} ({len(self.data)} images) | "
+        self.log(f"training {cfg.model} on {len(self.data):,} images ({self.data.source}) | "
                  f"{self.device} | {mode} | kernels: {self.ops.name} | {total} steps of "
                  f"{cfg.batch_size} | run dir {self.run_dir}")
 
