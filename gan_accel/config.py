@@ -53,6 +53,10 @@ class TrainConfig:
                         choices=DATASETS)
     data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
     download: bool = _opt(False, "let torchvision download the dataset when a network exists")
+    resolution: int = _opt(0, "image side in pixels: 28, 32 or 64 (0: the dataset's own)",
+                           choices=(0, 28, 32, 64))
+    channels: int = _opt(0, "image channels: 1 (grayscale) or 3 (RGB) (0: from the data)",
+                         choices=(0, 1, 3))
     # optimisation
     epochs: int = _opt(5, "number of passes over the data", min=1)
     max_steps: int = _opt(0, "stop after this many steps (0: run all epochs)", min=0)
@@ -70,6 +74,8 @@ class TrainConfig:
     latent_dim: int = _opt(16, "latent noise width", min=1)
     latent_dist: str = _opt("normal", "latent noise distribution: N(0, 1) or U(-1, 1)",
                             choices=tuple(d.value for d in ZDist))
+    arch: str = _opt("auto", "network architecture (auto: the one that fits the variant and "
+                     "the resolution)")
     ngf: int = _opt(16, "generator width", min=1)
     ndf: int = _opt(16, "discriminator width", min=1)
     spectral_norm: bool = _opt(True, "spectral norm on every D weight")
@@ -139,7 +145,8 @@ class TrainConfig:
             value, meta = getattr(self, f.name), f.metadata
             flag = "--" + f.name.replace("_", "-")
             if meta.get("choices") and value not in meta["choices"]:
-                raise UserError(f"{flag} {value!r} is not one of {', '.join(meta['choices'])}")
+                raise UserError(f"{flag} {value!r} is not one of "
+                                f"{', '.join(map(str, meta['choices']))}")
             if "min" in meta and value is not None:
                 lo = meta["min"]
                 if value < lo or (meta.get("exclusive") and value == lo):

@@ -1,6 +1,6 @@
 """Data: the dataset registry, IDX parsing, and batches for training.
 
-Everything is loaded once into memory as a uint8 tensor ``[N, 28, 28]`` plus int64 labels
+Everything is loaded once into memory as a uint8 tensor ``[N, C, H, W]`` plus int64 labels
 ``[N]``; :class:`BatchIterator` then serves shuffled batches by indexing that tensor, so the
 hot loop does no per-item work.
 """

@@ -11,8 +11,9 @@ from ..seeding import epoch_order_seed
 
 # ---------------------------------------------------------------------------------------------
 def to_model_range(images: torch.Tensor, output_range: OutputRange | str) -> torch.Tensor:
-    """uint8 ``[N, H, W]`` -> float32 ``[N, 1, H, W]`` in the generator's output range."""
-    return OutputRange(output_range).from_unit(images.unsqueeze(1).float().div_(255.0))
+    """uint8 ``[N, C, H, W]`` -> float32 ``[N, C, H, W]`` in the generator's output range."""
+    assert images.dim() == 4, f"expected [N, C, H, W] images, got {tuple(images.shape)}"
+    return OutputRange(output_range).from_unit(images.float().div_(255.0))
 
 
 class BatchIterator:

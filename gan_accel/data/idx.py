@@ -152,7 +152,7 @@ def load_idx_pair(images_path: Path, labels_path: Path, name: str) -> ImageSet:
         raise DataError(f"{labels_path} has label {int(labels.max())}; labels 0-9 expected")
     return ImageSet(
         name=name,
-        images=torch.from_numpy(images.copy()),
+        images=torch.from_numpy(images.copy()).unsqueeze(1),  # [N, 1, 28, 28]
         labels=torch.from_numpy(labels.astype(np.int64)),
         source=f"{images_path.parent}",
     )

@@ -11,7 +11,7 @@ import torch
 class ImageSet:
     """A whole dataset in memory.
 
-    images: uint8 ``[N, H, W]``; labels: int64 ``[N]``; ``source`` says where it came from.
+    images: uint8 ``[N, C, H, W]``; labels: int64 ``[N]``; ``source`` says where it came from.
     """
 
     name: str

@@ -22,8 +22,8 @@ from gan_accel.errors import DataError, UserError
 def test_reads_idx_folder(tmp_path, gz):
     images, labels = tiny_mnist(tmp_path, n=30, gz=gz)
     data = load_dataset("mnist", tmp_path)
-    assert data.images.dtype == torch.uint8 and data.images.shape == (30, 28, 28)
-    assert torch.equal(data.images, torch.from_numpy(images))
+    assert data.images.dtype == torch.uint8 and data.images.shape == (30, 1, 28, 28)
+    assert torch.equal(data.images[:, 0], torch.from_numpy(images))
     assert data.labels.tolist() == labels.tolist()
 
 
@@ -36,7 +36,7 @@ def test_reads_torchvision_layout_and_test_split(tmp_path):
 
 def test_embedded_subset_is_balanced():
     data = embedded_subset()
-    assert data.images.shape == (5000, 28, 28)
+    assert data.images.shape == (5000, 1, 28, 28)
     assert data.labels.bincount().tolist() == [500] * 10
     assert 20 < data.images.float().mean() < 60  # MNIST mean ink ~33/255
 
@@ -110,7 +110,7 @@ def test_unknown_dataset_and_missing_dir(tmp_path):
 
 
 def test_pixel_ranges():
-    u8 = torch.tensor([[[0, 255]]], dtype=torch.uint8)
+    u8 = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
     assert to_model_range(u8, "unit").flatten().tolist() == [0.0, 1.0]
     assert to_model_range(u8, "symmetric").flatten().tolist() == [-1.0, 1.0]
 

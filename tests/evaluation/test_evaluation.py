@@ -57,7 +57,7 @@ def pool_sampler(images_u8: torch.Tensor, labels: torch.Tensor, shift: int = 0):
                     torch.randint(0, int((labels == (c + shift) % 10).sum()), (1,),
                                   generator=g)][0]
                 for c in classes.tolist()])
-        return images_u8[idx].unsqueeze(1).float() / 255.0  # 'unit' range
+        return images_u8[idx].float() / 255.0  # [n, 1, 28, 28] in the unit range
 
     return sample
 
