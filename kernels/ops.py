@@ -10,7 +10,6 @@ with ``impl`` other than ``"torch"`` on a machine with Triton, or the first time
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import torch.nn.functional as F
@@ -29,18 +28,24 @@ __all__ = ["SpectralNorm", "gp_norm_penalty", "spectral_norm", "triton_module"]
 
 SPECTRAL_NORM = "spectral_norm"
 GP_NORM_PENALTY = "gp_norm_penalty"
-_TRITON_MODULES = {SPECTRAL_NORM: "fused_spectral_norm", GP_NORM_PENALTY: "grad_penalty"}
 
 
 def triton_module(op_name: str) -> ModuleType:
     """The Triton implementation module of ``op_name`` (imported on first use).
+
+    Plain import statements, not importlib: Dynamo runs them while it traces, so a first call
+    inside ``torch.compile(fullgraph=True)`` loads the module without a graph break.
 
     Raises:
         RuntimeError: when Triton is not installed (names the fix).
     """
     if not has_triton():
         raise RuntimeError(f"{op_name}: {TRITON_MISSING}")
-    return importlib.import_module(f".{_TRITON_MODULES[op_name]}", __package__)
+    if op_name == SPECTRAL_NORM:
+        from . import fused_spectral_norm as module
+    else:
+        from . import grad_penalty as module
+    return module
 
 
 # --------------------------------------------------------------------------------------------
