@@ -1,0 +1,85 @@
+"""The model call behind ``POST /generate``: a LitServe ``LitAPI`` around :class:`OnnxGenerator`.
+
+LitServe owns the HTTP side and the batching (``max_batch_size`` requests, waiting at most
+``batch_timeout`` s to fill a batch); this class decodes one checked request into latents,
+runs every request of a batch as one generator call (their rows concatenated), splits the
+images back per request and encodes each response. The generator runs each image
+independently of the other rows of its call, so a request's pixels do not depend on what it
+was batched with (asserted bitwise in ``tests/serve``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import litserve as ls
+import numpy as np
+from fastapi import Response
+
+from ..runtime import OnnxGenerator
+from .encode import encode, feeds_for
+from .requests import Format
+
+
+@dataclass
+class Decoded:
+    """One request on its way through a batch."""
+
+    request: dict
+    feeds: dict[str, np.ndarray]  # its generator inputs, ``n`` rows each
+    images: np.ndarray | None = None  # [n, C, H, W] once generated
+
+
+class GeneratorAPI(ls.LitAPI):
+    """LitAPI serving an exported generator.
+
+    Args:
+        model: the .onnx file.
+        providers: onnxruntime providers (None: CUDA when available, else CPU).
+        threads: CPU threads of the engine (None: the CPUs this process may use).
+        max_batch_size: requests merged into one generator call (1: no batching).
+        batch_timeout: seconds a batch waits to fill.
+        api_path: the route, ``/generate``.
+    """
+
+    def __init__(self, model: str, providers: list[str] | None = None,
+                 threads: int | None = None, *, max_batch_size: int = 16,
+                 batch_timeout: float = 0.002, api_path: str = "/generate"):
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout,
+                         api_path=api_path)
+        self.model, self.providers, self.threads = model, providers, threads
+
+    def setup(self, device) -> None:
+        # save_optimized=False: serving writes nothing, not even beside the model
+        self.gen = OnnxGenerator(self.model, providers=self.providers, threads=self.threads,
+                                 save_optimized=False)
+        self.spec = self.gen.meta.latent
+        self.gen.sample(1, seed=0)  # the first run allocates; keep it out of request latency
+
+    def decode_request(self, request: dict) -> Decoded:
+        return Decoded(request, feeds_for(request, self.spec))
+
+    def batch(self, inputs: list[Decoded]) -> list[Decoded]:
+        return inputs
+
+    def predict(self, x: Decoded | list[Decoded]) -> Decoded | list[Decoded]:
+        """One generator call for every request of the batch (one request without batching)."""
+        batch = x if isinstance(x, list) else [x]
+        feeds = {k: np.concatenate([d.feeds[k] for d in batch]) for k in batch[0].feeds}
+        images = self.gen.run(**feeds)  # [sum n, C, H, W]
+        start = 0
+        for d in batch:
+            d.images = images[start:start + d.request["n"]]
+            start += d.request["n"]
+        return batch if isinstance(x, list) else x
+
+    def unbatch(self, output: list[Decoded]) -> list[Decoded]:
+        return output
+
+    def encode_response(self, output: Decoded) -> Response:
+        request = output.request
+        fmt = Format(request["format"])
+        body = encode(output.images, output.feeds, self.gen.output_range, fmt.value,
+                      request.get("nrow"))
+        headers = {"x-seed": str(request["seed"])} if "seed" in request else {}
+        return Response(content=body, media_type=fmt.media_type, headers=headers)
