@@ -44,9 +44,10 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch_size: int = 16  # requests per generator call; 1 turns batching off
-    batch_timeout_ms: float = 2.0  # how long a batch waits to fill
+    batch_timeout_ms: float = 0.0  # how long a batch waits to fill (0: takes what is queued)
     limits: Limits = field(default_factory=Limits)
     workers: int = 1  # inference worker processes, each with its own engine
+    api_servers: int = 1  # HTTP processes (uvicorn) in front of them
     threads: int | None = None  # engine CPU threads per worker (None: all this process may use)
     providers: tuple[str, ...] | None = None  # onnxruntime providers (None: CUDA if there)
     web_dir: Path | None = None
@@ -57,8 +58,8 @@ class ServeConfig:
             raise ValueError(f"host must be one of {', '.join(HOSTS)}, got {self.host!r}")
         if not 1024 <= self.port <= 65535:
             raise ValueError(f"port must be 1024..65535, got {self.port}")
-        if self.max_batch_size < 1 or self.workers < 1:
-            raise ValueError("max_batch_size and workers must be >= 1")
+        if min(self.max_batch_size, self.workers, self.api_servers) < 1:
+            raise ValueError("max_batch_size, workers and api_servers must be >= 1")
         if not 0 <= self.batch_timeout_ms <= 1000:
             raise ValueError(f"batch_timeout_ms must be 0..1000, got {self.batch_timeout_ms}")
 
@@ -167,7 +168,7 @@ def run_server(model: Path, config: ServeConfig, card: dict, log=print) -> None:
         + " (stop with Ctrl+C or SIGTERM)")
     sys.stdout.flush()
     try:
-        server.run(host=config.host, port=config.port, num_api_servers=1,
+        server.run(host=config.host, port=config.port, num_api_servers=config.api_servers,
                    generate_client_file=False, log_level=config.log_level)
     except KeyboardInterrupt:
         pass

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..errors import OneLineParser, UserError, run_cli
 
-DEFAULTS = {"port": 8000, "max_batch_size": 16, "batch_timeout_ms": 2.0, "max_images": 256,
-            "max_queue": 256, "max_body_bytes": 1 << 20, "workers": 1}
+DEFAULTS = {"port": 8000, "max_batch_size": 16, "batch_timeout_ms": 0.0, "max_images": 256,
+            "max_queue": 256, "max_body_bytes": 1 << 20, "workers": 1, "api_servers": 1}
 
 
 def build_parser() -> OneLineParser:
@@ -42,8 +42,9 @@ def build_parser() -> OneLineParser:
                    help="requests merged into one generator call; 1 turns batching off "
                         f"(default: {d['max_batch_size']})")
     p.add_argument("--batch-timeout-ms", type=float, default=d["batch_timeout_ms"],
-                   metavar="MS", help="how long a batch waits for more requests "
-                                      f"(default: {d['batch_timeout_ms']:g})")
+                   metavar="MS", help="how long a batch waits for more requests; 0 takes the "
+                                      "requests already queued, adding no latency (default: "
+                                      f"{d['batch_timeout_ms']:g})")
     p.add_argument("--max-images", type=int, default=d["max_images"], metavar="N",
                    help=f"images one request may ask for (default: {d['max_images']})")
     p.add_argument("--max-queue", type=int, default=d["max_queue"], metavar="N",
@@ -54,6 +55,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--workers", type=int, default=d["workers"],
                    help="inference worker processes, each with its own engine (default: "
                         f"{d['workers']})")
+    p.add_argument("--api-servers", type=int, default=d["api_servers"], metavar="N",
+                   help="HTTP server processes sharing the port (default: "
+                        f"{d['api_servers']})")
     p.add_argument("--threads", type=int, default=None,
                    help="engine CPU threads per worker (default: the CPUs this process may "
                         "use)")
@@ -91,7 +95,8 @@ def _config(args):
     from ..export.serving.requests import Limits
     from ..export.serving.server import ServeConfig
 
-    for flag in ("max_batch_size", "max_images", "max_queue", "max_body_bytes", "workers"):
+    for flag in ("max_batch_size", "max_images", "max_queue", "max_body_bytes", "workers",
+                 "api_servers"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.threads is not None and args.threads < 1:
@@ -110,7 +115,7 @@ def _config(args):
         batch_timeout_ms=args.batch_timeout_ms,
         limits=Limits(max_images=args.max_images, max_body_bytes=args.max_body_bytes,
                       max_queue=args.max_queue),
-        workers=args.workers, threads=args.threads,
+        workers=args.workers, api_servers=args.api_servers, threads=args.threads,
         providers=tuple(onnx_providers(args.device)), web_dir=web, log_level=args.log_level)
 
 
