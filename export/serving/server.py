@@ -26,9 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ... import latent_apps
 from ...latent import LatentSpec
-from ..runtime import OnnxGenerator
 from .requests import Format, Limits
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds; loopback unless asked
@@ -62,21 +60,6 @@ class ServeConfig:
             raise ValueError("max_batch_size, workers and api_servers must be >= 1")
         if not 0 <= self.batch_timeout_ms <= 1000:
             raise ValueError(f"batch_timeout_ms must be 0..1000, got {self.batch_timeout_ms}")
-
-
-def describe_model(model: Path, providers=None) -> dict:
-    """The model card of ``model`` (an .onnx file), with the image shape read from one
-    generated image; ModelFileError for a file that is not a gan-accel export."""
-    gen = OnnxGenerator(model, providers=list(providers) if providers else None, threads=1,
-                        save_optimized=False)
-    try:
-        shape = gen.sample(1, seed=0).shape[1:]  # [C, H, W]
-    finally:
-        gen.close()
-    m = gen.meta
-    card = latent_apps.model_card(m.latent, m.variant, m.output_range, tuple(shape))
-    card.update(dtype=m.dtype, step=m.step, model_file=model.name)
-    return card
 
 
 def build_server(model: Path, config: ServeConfig, card: dict):

@@ -129,8 +129,9 @@ def _require_litserve() -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _require_litserve()
+    from ..export.card import describe_model
     from ..export.runtime import ModelFileError
-    from ..export.serving.server import describe_model, run_server
+    from ..export.serving.server import run_server
 
     model = Path(args.model)
     if not model.exists():
