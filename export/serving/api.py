@@ -69,6 +69,7 @@ class Decoded:
     request: dict
     feeds: dict[str, np.ndarray]  # its generator inputs, ``n`` rows each
     images: np.ndarray | None = None  # [n, C, H, W] once generated
+    batch_requests: int = 0  # requests in the generator call that made them
 
 
 class GeneratorAPI(ls.LitAPI):
@@ -112,6 +113,7 @@ class GeneratorAPI(ls.LitAPI):
         start = 0
         for d in batch:
             d.images = images[start:start + d.request["n"]]
+            d.batch_requests = len(batch)
             start += d.request["n"]
         return batch if isinstance(x, list) else x
 
@@ -123,5 +125,7 @@ class GeneratorAPI(ls.LitAPI):
         fmt = Format(request["format"])
         body = encode(output.images, output.feeds, self.gen.output_range, fmt.value,
                       request.get("nrow"))
-        headers = {"x-seed": str(request["seed"])} if "seed" in request else {}
+        headers = {"x-batch-requests": str(output.batch_requests)}
+        if "seed" in request:
+            headers["x-seed"] = str(request["seed"])
         return Response(content=body, media_type=fmt.media_type, headers=headers)
