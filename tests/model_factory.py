@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from gan_accel.export.metadata import OUTPUT_NAME, ModelMeta
+from onnx import TensorProto, helper, numpy_helper
 
 
 def export_variant(name: str, path: Path, seed: int = 0) -> Path:
