@@ -4,7 +4,7 @@ For the fp32 and the int8 ONNX export (``--checkpoint RUN``: that run's generato
 ``--model``'s nets with random weights), in one run:
 
 * **engine**: the generator alone through :class:`OnnxGenerator` (numpy in and out, as
-  ``bench inference`` times it) at batch 1 and batch 64;
+  ``bench inference`` times it) at batch 1 and batch 64, before and after the load runs;
 * **load**: ``gan-accel serve`` on 127.0.0.1 with batching on (``--max-batch-size 16``) and
   off (``1``), driven by Debian's ``hey`` at concurrency 1, 16 and 64 with single-image PNG
   requests, then at 64 images per request as uint8 ``.npz``; each run a fixed count of
@@ -141,7 +141,9 @@ def _models(args, ctx: Context, folder: Path, names: list[str], log) -> dict[str
     return out
 
 
-def _engine_rows(name: str, model: Path, ctx: Context) -> list[dict]:
+def _engine_rows(name: str, model: Path, ctx: Context, when: str) -> list[dict]:
+    """The engine alone at batch 1 and 64; ``when``: before or after the load runs (the
+    targets use the mean of both: the machine's load drifts over the minutes between)."""
     from gan_accel.export.runtime import OnnxGenerator
 
     gen = OnnxGenerator(model, threads=ctx.threads, save_optimized=False)
@@ -151,7 +153,7 @@ def _engine_rows(name: str, model: Path, ctx: Context) -> list[dict]:
         gen.run(**feeds)
         t = time_fn(lambda f=feeds: gen.run(**f), ctx.device, ctx.threads, ctx.budget,
                     host=True)
-        rows.append({"engine": name, "mode": "engine alone", "batch": batch,
+        rows.append({"engine": name, "mode": f"engine alone ({when})", "batch": batch,
                      "p50_ms": round(t.p50_ms, 4), "p20_ms": round(t.p20_ms, 4),
                      "p80_ms": round(t.p80_ms, 4),
                      "images_per_s": round(batch / (t.p50_ms / 1e3), 1), "status": "ok"})
@@ -218,9 +220,10 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-serve-") as tmp:
         models = _models(args, ctx, Path(tmp), names, log)
         for name, model in models.items():
-            rows += _engine_rows(name, model, ctx)
+            rows += _engine_rows(name, model, ctx, "before")
             for batching in (True, False):
                 rows += _load_rows(name, model, batching, ctx, n_requests, log)
+            rows += _engine_rows(name, model, ctx, "after")
             if name == names[0]:
                 rows.append(_overload_row(name, model, ctx, n_requests, log))
     judged = targets(rows)
@@ -233,7 +236,7 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
         "64-image runs send fewer); requests/s = answered / wall time of the run; p50/p99 over "
         "every answered request; errors = requests without an HTTP answer",
         "engine alone: OnnxGenerator.run with numpy in and out (bench inference's ort-cpu "
-        "rows), same threads, timed in this run",
+        "rows), same threads, timed before and after the load runs; the targets use the mean",
         f"batching: --max-batch-size {BATCHED}, --batch-timeout-ms 0 (a batch takes the "
         "requests queued when the worker is free); no batching: --max-batch-size 1",
         "the server, hey and the engine share the machine's cores",
@@ -255,6 +258,16 @@ def _find(rows, **kw) -> dict | None:
     return next((r for r in rows if all(r.get(k) == v for k, v in kw.items())), None)
 
 
+def _engine_mean(rows: list[dict], name: str, batch: int) -> dict | None:
+    """The engine's p50 and images/s at ``batch``, mean of its before and after rows."""
+    found = [r for r in rows if r["engine"] == name and r.get("batch") == batch
+             and r["mode"].startswith("engine alone")]
+    if not found:
+        return None
+    p50 = sum(r["p50_ms"] for r in found) / len(found)
+    return {"p50_ms": round(p50, 4), "images_per_s": round(batch / (p50 / 1e3), 1)}
+
+
 def targets(rows: list[dict]) -> dict:
     """The issue's targets from this run's rows, per engine."""
     out = {}
@@ -265,8 +278,7 @@ def targets(rows: list[dict]) -> dict:
         c1 = _find(rows, engine=name, mode="batching", concurrency=1, images_per_request=1)
         big = [r for r in rows if r["engine"] == name and r.get("images_per_request") == BIG_N
                and r["mode"] == "batching"]
-        b1 = _find(rows, engine=name, mode="engine alone", batch=1)
-        b64 = _find(rows, engine=name, mode="engine alone", batch=BIG_N)
+        b1, b64 = (_engine_mean(rows, name, batch) for batch in (1, BIG_N))
         load = [r for r in rows if r["engine"] == name and "requests" in r]
         entry = {}
         if on and off and on["ok_per_s"] and off["ok_per_s"]:
