@@ -20,11 +20,10 @@ def export_variant(name: str, path: Path, seed: int = 0) -> Path:
     import torch
     from gan_accel.export.onnx_export import export_generator
 
-    from gan_accel.config import TrainConfig
-    from gan_accel.variants import build_variant
+    from gan_accel.variants import build_variant, recipe_config
 
     torch.manual_seed(seed)
-    variant = build_variant(TrainConfig.preset(name)).eval()
+    variant = build_variant(recipe_config(name)).eval()
     export_generator(variant, path, meta={"step": 7}, validate=False)
     return path
 

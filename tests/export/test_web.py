@@ -20,9 +20,9 @@ from helpers import tiny_mnist
 from model_factory import colour_generator, export_variant
 
 from gan_accel.cli import export as export_cli
-from gan_accel.config import TrainConfig
 from gan_accel.errors import UserError, run_cli
 from gan_accel.training.trainer import Trainer
+from gan_accel.variants import recipe_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -81,9 +81,8 @@ def test_the_page_folder_holds_the_page_the_model_its_card_and_the_runtime(pages
 
 def test_a_run_directory_is_exported_then_paged(ort_web, tmp_path):
     tiny_mnist(tmp_path / "data", n=16)
-    cfg = TrainConfig.preset("dcgan", dataset="mnist", data_dir=str(tmp_path / "data"),
-                             batch_size=8, max_steps=2, out=str(tmp_path / "run"),
-                             progress=False)
+    cfg = recipe_config("dcgan", dataset="mnist", data_dir=str(tmp_path / "data"),
+                        batch_size=8, max_steps=2, out=str(tmp_path / "run"), progress=False)
     Trainer(cfg, log=lambda *_: None).fit()
     out = tmp_path / "page"
     assert run_cli(export_cli.main, ["--checkpoint", str(tmp_path / "run"), "--web", str(out),
