@@ -10,6 +10,7 @@ Examples::
     python -m gan_accel.bench report A.json [B.json]   # redraw / compare
     python -m gan_accel.bench quality [its options]    # sample quality (bench/quality.py)
     python -m gan_accel.bench gpu --out DIR            # the prepared GPU check (gpu_check.py)
+    python -m gan_accel.bench serve --checkpoint RUN   # the HTTP sampler under load (serve.py)
 
 Every run writes ``<date>-<device>-<suite>.json`` (``-quick`` appended for --quick runs), a
 markdown table and a PNG plot under ``--out-dir`` (default ``bench/results/``).
@@ -24,7 +25,7 @@ import time
 import traceback
 from pathlib import Path
 
-SUITES = ("inference", "train", "kernels", "profile", "quality")
+SUITES = ("inference", "train", "kernels", "profile", "quality", "serve")
 ALL_SUITES = ("inference", "train", "kernels", "quality")  # what no SUITE argument runs
 
 
@@ -38,7 +39,7 @@ def _cores() -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gan_accel.errors import OneLineParser
 
-    from . import inference, kernels_bench, profile, train_step
+    from . import inference, kernels_bench, profile, serve, train_step
 
     parser = OneLineParser(
         prog="python -m gan_accel.bench",
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-interpreter", action="store_true",
                         help="on CPU, run the Triton kernels under TRITON_INTERPRET=1 (smoke "
                              "run only: those timings are meaningless)")
-    for module in (inference, train_step, kernels_bench, profile):
+    for module in (inference, train_step, kernels_bench, profile, serve):
         module.add_arguments(parser)
     return parser
 
@@ -176,9 +177,10 @@ def _run_suite(suite: str, args, ctx, env: dict, out_dir: Path) -> None:
     elif suite == "quality":
         result, _ = _quality_result(_quality_module(), _quality_argv(args, ctx), ctx.log)
     else:
-        from . import inference, kernels_bench, train_step
+        from . import inference, kernels_bench, serve, train_step
 
-        module = {"inference": inference, "train": train_step, "kernels": kernels_bench}[suite]
+        module = {"inference": inference, "train": train_step, "kernels": kernels_bench,
+                  "serve": serve}[suite]
         result = module.run(args, ctx)
     common.write_result(result, env, out_dir, args.quick)
 

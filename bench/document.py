@@ -22,6 +22,8 @@ SUITES_META: dict[str, dict] = {
                 "higher_is_better": False},
     "profile": {"key": ("name",), "metric": "self_ms", "higher_is_better": False},
     "quality": {"key": ("model", "mode"), "metric": "fid", "higher_is_better": False},
+    "serve": {"key": ("engine", "mode", "concurrency", "images_per_request", "batch"),
+              "metric": "images_per_s", "higher_is_better": True},
 }
 
 

@@ -35,6 +35,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                 ("GB/s", "gbps"), ("BW fraction", "bw_fraction"), ("status", "status")],
     "profile": [("kind", "kind"), ("name", "name"), ("calls", "calls"),
                 ("self ms", "self_ms"), ("total ms", "total_ms")],
+    "serve": [("engine", "engine"), ("mode", "mode"), ("batch", "batch"),
+              ("concurrency", "concurrency"), ("images / request", "images_per_request"),
+              ("requests", "requests"), ("answered", "answered"), ("errors", "errors"),
+              ("status codes", "codes"), ("requests/s", "requests_per_s"),
+              ("images/s", "images_per_s"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
+              ("status", "status")],
     "quality": [("model", "model"), ("mode", "mode"), ("seed", "seed"), ("steps", "steps"),
                 ("FID", "fid"),
                 ("FID / floor", "fid_ratio"), ("KID", "kid"), ("classes", "classes_present"),
@@ -155,7 +161,8 @@ def render_plot(docs: list[dict], path: Path) -> Path | None:
 
     suite = docs[0]["suite"]
     drawer = {"inference": _plot_inference, "train": _plot_bars,
-              "kernels": _plot_kernels, "quality": _plot_quality}.get(suite)
+              "kernels": _plot_kernels, "quality": _plot_quality,
+              "serve": _plot_serve}.get(suite)
     if drawer is None:
         return None
     fig = drawer(plt, docs)
@@ -194,6 +201,37 @@ def _plot_inference(plt, docs):
     ax.set_title(f"{model} generator inference: " + " vs ".join(labels), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def _plot_serve(plt, docs):
+    """Serve: single-image requests/s and p99 against concurrency, a line per engine and
+    batching mode."""
+    fig, (rps, p99) = plt.subplots(1, 2, figsize=(10, 4.5))
+    labels = _labels(docs)
+    drawn = False
+    for d, lab in zip(docs, labels, strict=True):
+        rows = [r for r in d["rows"] if r.get("images_per_request") == 1
+                and r.get("mode") in ("batching", "no batching") and r.get("requests_per_s")]
+        for key in dict.fromkeys((r["engine"], r["mode"]) for r in rows):
+            pts = sorted((r["concurrency"], r["requests_per_s"], r["p99_ms"]) for r in rows
+                         if (r["engine"], r["mode"]) == key)
+            name = f"{key[0]} {key[1]}" + ("" if len(docs) == 1 else f" [{lab}]")
+            xs = [p[0] for p in pts]
+            rps.plot(xs, [p[1] for p in pts], marker="o", label=name)
+            p99.plot(xs, [p[2] for p in pts], marker="o", label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    for ax, what in ((rps, "requests / s"), (p99, "p99 latency (ms)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    rps.legend(fontsize=8)
+    fig.suptitle("gan-accel serve, single-image PNG requests: " + " vs ".join(labels),
+                 fontsize=10)
     return fig
 
 

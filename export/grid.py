@@ -28,6 +28,14 @@ def onnx_providers(device: str) -> list[str]:
     raise UserError(f"--device {device} is not cpu or cuda")
 
 
+def check_label(spec, label: int) -> None:
+    """``--label`` against the generator's classes (:meth:`LatentSpec.check_class`)."""
+    try:
+        spec.check_class(label, "--label")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
     """Images [args.n, 1, 28, 28] (torch, float32) from ``args.onnx`` and its output range."""
     import torch
@@ -40,14 +48,10 @@ def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
         gen = OnnxGenerator(args.onnx, providers=onnx_providers(args.device))
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
-    m = gen.meta
-    spec = m.latent
+    spec = gen.meta.latent
     kw = {}
     if args.label is not None:
-        if not gen.num_labels:
-            raise UserError(f"--label needs a conditional model; {m.variant} has no labels")
-        if not 0 <= args.label < gen.num_labels:
-            raise UserError(f"--label {args.label} is out of range 0..{gen.num_labels - 1}")
+        check_label(spec, args.label)
         kw = spec.class_kwargs(torch.full((args.n,), args.label, dtype=torch.long))
     latent = spec.sample(args.n, "cpu", torch.Generator().manual_seed(args.seed), **kw)
     try:
@@ -74,11 +78,7 @@ def sample_pt2_grid(args) -> tuple[torch.Tensor, str]:
     spec = gen.meta.latent
     kw = {}
     if args.label is not None:
-        if not gen.num_labels:
-            raise UserError(f"--label needs a conditional model; {gen.meta.variant} has no "
-                            "labels")
-        if not 0 <= args.label < gen.num_labels:
-            raise UserError(f"--label {args.label} is out of range 0..{gen.num_labels - 1}")
+        check_label(spec, args.label)
         kw = spec.class_kwargs(torch.full((args.n,), args.label, dtype=torch.long))
     latent = spec.sample(args.n, "cpu", torch.Generator().manual_seed(args.seed), **kw)
     images = gen.run_tensors(**{k: v.to(gen.device) for k, v in latent.items()})

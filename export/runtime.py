@@ -188,7 +188,7 @@ class ServedGenerator:
         if label is not None:
             if np.ndim(label) == 0:  # one class for all n
                 label = np.full(n, label, dtype=np.asarray(label).dtype)
-            label = self._labels(label, n, self.num_labels)
+            label = self._labels(label, n)
         if codes is not None and label is not None:
             raise ValueError("pass either label (the categorical code) or codes, not both")
         feeds = m.latent.sample_numpy(n, rng, label)
@@ -196,16 +196,14 @@ class ServedGenerator:
             feeds["codes"] = codes
         return feeds
 
-    def _labels(self, label, n: int, classes: int) -> np.ndarray:
+    def _labels(self, label, n: int) -> np.ndarray:
         label = np.asarray(label)
         if not np.issubdtype(label.dtype, np.integer):
             raise ValueError(f"label must hold integers, got dtype {label.dtype}")
         if label.shape != (n,):
             raise ValueError(f"label must have shape [{n}] (one per z row), got "
                              f"{list(label.shape)}")
-        if n and (label.min() < 0 or label.max() >= classes):
-            bad = label[(label < 0) | (label >= classes)][0]
-            raise ValueError(f"label {bad} is out of range 0..{classes - 1}")
+        self.meta.latent.check_class(label)
         return label.astype(np.int64, copy=False)
 
     def _float_input(self, name: str, x, width: int, n: int | None) -> np.ndarray:
@@ -233,7 +231,7 @@ class ServedGenerator:
             if label is None:
                 raise ValueError(f"label is required: {m.variant} is conditioned on a class "
                                  f"label, int64 [{n}] in 0..{m.num_classes - 1}")
-            feeds["label"] = self._labels(label, n, m.num_classes)
+            feeds["label"] = self._labels(label, n)
         elif label is not None:
             raise ValueError(f"label: {m.variant} takes no label input")
         if m.code_dim:

@@ -55,6 +55,25 @@ class LatentSpec:
         """How many classes a class index selects: cGAN labels, else InfoGAN's codes."""
         return self.num_classes or self.cat_dim
 
+    def check_class(self, label, what: str = "label") -> None:
+        """The one class-range check (CLI flags, the runtime, the server): ValueError unless
+        ``label`` (an int or an array of ints) names classes this generator has, 0 ..
+        :attr:`num_labels` - 1 (cGAN classes, or InfoGAN's categorical codes). ``what`` names
+        the input in the message (``--label``, ``label``)."""
+        if not self.num_labels:
+            raise ValueError(f"{what} needs a conditional model (cgan, infogan); this one has "
+                             "no labels")
+        if isinstance(label, int):  # the common case, without numpy
+            bad = None if 0 <= label < self.num_labels else label
+        else:
+            import numpy as np
+
+            values = np.asarray(label).reshape(-1)
+            wrong = values[(values < 0) | (values >= self.num_labels)]
+            bad = int(wrong[0]) if wrong.size else None
+        if bad is not None:
+            raise ValueError(f"{what} {bad} is out of range 0..{self.num_labels - 1}")
+
     def class_kwargs(self, classes) -> dict:
         """The :meth:`sample` keyword that fixes each sample's class (``label`` or ``cat``)."""
         if classes is None:

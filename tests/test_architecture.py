@@ -20,7 +20,7 @@ FOLDERS = {"gan_accel": REPO / "gan_accel", "gan_accel.kernels": REPO / "kernels
            "gan_accel.export": REPO / "export", "gan_accel.bench": REPO / "bench"}
 CLI = "gan_accel.cli"
 # ``python -m gan_accel.<verb>`` shims: command lines that live beside the library
-ENTRY_POINTS = {"gan_accel.__main__", "gan_accel.train", "gan_accel.sample",
+ENTRY_POINTS = {"gan_accel.__main__", "gan_accel.train", "gan_accel.sample", "gan_accel.serve",
                 "gan_accel.evaluate", "gan_accel.export.__main__", "gan_accel.bench.__main__"}
 LAYERS = [CLI, "gan_accel.bench", "gan_accel.export", "gan_accel", "gan_accel.kernels"]
 

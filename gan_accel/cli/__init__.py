@@ -36,6 +36,12 @@ def _evaluate() -> Callable:
     return main
 
 
+def _serve() -> Callable:
+    from .serve import main
+
+    return main
+
+
 def _bench() -> Callable:
     from ..bench.__main__ import main
 
@@ -47,6 +53,7 @@ COMMANDS: dict[str, tuple[Callable[[], Callable], str]] = {
     "sample": (_sample, "write sample grids or bulk samples from a checkpoint or exported model"),
     "export": (_export, "export a trained generator (ONNX, int8 ONNX, AOTInductor .pt2)"),
     "evaluate": (_evaluate, "measure sample quality (FID, KID, coverage)"),
+    "serve": (_serve, "serve an exported generator over HTTP (POST /generate), with its page"),
     "bench": (_bench, "benchmark eager vs compiled vs exported, kernels, training, quality"),
 }
 

@@ -3,12 +3,16 @@
     python -m gan_accel.export --checkpoint runs/dcgan --out g.onnx [--opset 18] [--fp16]
     python -m gan_accel.export --checkpoint runs/dcgan --out g-int8.onnx --format int8
     python -m gan_accel.export --checkpoint runs/dcgan --out g.pt2 --format pt2
+    python -m gan_accel.export --checkpoint runs/dcgan --web playground/   # the browser page
+    python -m gan_accel.export --onnx g.onnx --web playground/
 
 ``onnx``: fp32 (or ``--fp16``) ONNX, compared with PyTorch in onnxruntime before it is
 written. ``int8``: static QDQ int8 ONNX, calibrated on latent draws and kept only when the
 evaluation classifier's quality gate passes (:mod:`gan_accel.export.quantize`). ``pt2``: an
 AOTInductor package with a dynamic batch axis, loaded back and compared with PyTorch
-(:mod:`gan_accel.export.aoti`). The work is in :mod:`gan_accel.export` (imported lazily).
+(:mod:`gan_accel.export.aoti`). ``--web DIR``: a static page running the ONNX generator in
+the browser with onnxruntime-web (:mod:`gan_accel.export.web`). The work is in
+:mod:`gan_accel.export` (imported lazily).
 """
 
 from __future__ import annotations
@@ -37,10 +41,26 @@ def build_parser() -> OneLineParser:
                       description="Export a trained generator to ONNX (fp32/fp16), int8 ONNX "
                                   "or an AOTInductor .pt2 package, validated against PyTorch "
                                   "before it is written.")
-    p.add_argument("--checkpoint", metavar="RUN_DIR", required=True,
-                   help="run dir or checkpoint .json written by gan_accel.train")
-    p.add_argument("--out", metavar="FILE", required=True,
-                   help="output file (.onnx for onnx/int8, .pt2 for pt2)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="RUN_DIR",
+                     help="run dir or checkpoint .json written by gan_accel.train")
+    src.add_argument("--onnx", metavar="MODEL",
+                     help="an exported .onnx generator (with --web: the page for it)")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="output file (.onnx for onnx/int8, .pt2 for pt2); optional with --web")
+    w = p.add_argument_group("browser page (--web)")
+    w.add_argument("--web", metavar="DIR", default=None,
+                   help="write a static page into DIR that runs the ONNX generator in the "
+                        "browser (onnxruntime-web): latent sliders, new seed, class picker "
+                        "(cgan), code sliders (infogan), interpolation; serve DIR over http "
+                        "(gan-accel serve MODEL --web DIR, or python -m http.server)")
+    w.add_argument("--ort-web", metavar="PATH", default=None,
+                   help="onnxruntime-web's npm package (folder or npm pack .tgz) to copy the "
+                        "page's runtime from (default: $GAN_ACCEL_ORT_WEB, then the cache "
+                        "~/.cache/gan-accel/onnxruntime-web-VERSION)")
+    w.add_argument("--fetch-ort-web", action="store_true",
+                   help="fetch the pinned onnxruntime-web into the cache once with npm pack "
+                        "when it is not there")
     p.add_argument("--format", choices=[f.value for f in Format], default=Format.ONNX.value,
                    help="onnx: fp32/fp16 ONNX (default); int8: quantised QDQ ONNX, kept only "
                         "if the quality gate passes; pt2: AOTInductor package")
@@ -101,8 +121,18 @@ def _check_flags(args, fmt: Format) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     fmt = Format(args.format)
+    if args.web is not None:
+        return _export_web(args, fmt)
+    if args.onnx is not None:
+        raise UserError("--onnx goes with --web DIR (the page for an exported model); to "
+                        "export, pass --checkpoint RUN_DIR")
+    if args.out is None:
+        raise UserError("--out FILE is required (or --web DIR for the browser page)")
     _check_flags(args, fmt)
-    out = Path(args.out)
+    return _export_file(args, fmt, Path(args.out))
+
+
+def _export_file(args, fmt: Format, out: Path) -> int:
     check_output(out, fmt)
     if fmt is Format.PT2:
         return _export_pt2(args, out)
@@ -121,6 +151,50 @@ def main(argv=None) -> int:
           f"step {meta['step'] or '?'}, inputs {meta['input_names']}, {report['dtype']}, "
           f"opset {report['opset']}, {report['exporter']} exporter, "
           f"{report['seconds']:.1f} s")
+    return 0
+
+
+def _export_web(args, fmt: Format) -> int:
+    """``--web DIR``: the page for ``--onnx MODEL``, or for the model exported from
+    ``--checkpoint`` (to ``--out`` when given, else to a temporary file)."""
+    import tempfile
+
+    from ..export import web
+
+    if fmt is Format.PT2:
+        raise UserError("--web runs an ONNX model in the browser; use --format onnx or int8")
+    out_dir = Path(args.web)
+    web.check_out_dir(out_dir)
+    if args.onnx is not None:
+        model = Path(args.onnx)
+        if (args.out is not None or fmt is not Format.ONNX or args.fp16 or args.opset
+                or args.best or args.ema is not None):
+            raise UserError("--onnx MODEL is exported already; drop --out / --format / --fp16 / "
+                            "--opset / --best / --ema")
+        if not model.is_file():
+            raise UserError(f"--onnx {model} does not exist; export one with --checkpoint "
+                            "RUN_DIR --out FILE")
+    else:
+        _check_flags(args, fmt)
+        if args.out is not None:
+            check_output(Path(args.out), fmt)
+    # the runtime files first: a missing package fails before any export work
+    ort_web = (web.fetch_ort_web() if args.fetch_ort_web and args.ort_web is None
+               else web.find_ort_web(args.ort_web))
+    with tempfile.TemporaryDirectory(prefix="gan-accel-web-") as tmp:
+        if args.onnx is None:
+            model = Path(args.out) if args.out is not None else Path(tmp) / "model.onnx"
+            _export_file(args, fmt, model)
+        from ..export.runtime import ModelFileError
+
+        try:
+            card = web.export_web(model, out_dir, ort_web)
+        except ModelFileError as exc:
+            raise UserError(str(exc)) from None
+    image = card["image"]
+    print(f"wrote the page for {card['variant']} ({image['channels']}x{image['height']}x"
+          f"{image['width']}) into {out_dir}: open it over http, e.g. `gan-accel serve "
+          f"{out_dir / web.MODEL_FILE} --web {out_dir}` then http://127.0.0.1:8000/")
     return 0
 
 

@@ -22,11 +22,11 @@ interpolate between them or do arithmetic on them.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import latent_apps
 from ..errors import OneLineParser, UserError, run_cli
 
 if TYPE_CHECKING:  # torch loads inside the functions: bulk sampling from ONNX never needs it
@@ -90,7 +90,8 @@ def build_parser() -> OneLineParser:
     apps.add_argument("--pairs", default=None, metavar="I:J,...",
                       help="--interpolate endpoints as sample indices, e.g. '0:5,3:9' "
                            "(default: 0:1,2:3,...,14:15 limited to --n)")
-    apps.add_argument("--path", choices=("slerp", "linear"), default="slerp",
+    apps.add_argument("--path", choices=[p.value for p in latent_apps.InterpolationPath],
+                      default=latent_apps.InterpolationPath.SLERP.value,
                       help="--interpolate path of the noise z: spherical (slerp) or straight "
                            "(default: slerp); InfoGAN codes always move linearly")
     return p
@@ -120,13 +121,15 @@ def _fixed_kw(spec, label: int | None, n: int, flag: str = "--label") -> dict:
 
     if label is None:
         return {}
-    classes = spec.num_labels
-    if not classes:
-        raise UserError(f"{flag} needs a conditional model (cgan, infogan); this one has no "
-                        "labels")
-    if not 0 <= label < classes:
-        raise UserError(f"{flag} {label} is out of range 0..{classes - 1}")
+    _check_class(spec, label, flag)
     return spec.class_kwargs(torch.full((n,), label, dtype=torch.long))
+
+
+def _check_class(spec, label: int, flag: str = "--label") -> None:
+    try:
+        spec.check_class(label, flag)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def sample_pool(spec, n: int, seed: int, label: int | None) -> dict[str, torch.Tensor]:
@@ -151,18 +154,17 @@ def _load(args):
     return variant
 
 
-def _generate(variant, latent: dict[str, torch.Tensor], device) -> torch.Tensor:
+def _generate(variant, latent: dict, device) -> torch.Tensor:
+    """G on a latent of torch tensors or numpy arrays (what :mod:`gan_accel.latent_apps`
+    returns)."""
     import torch
 
     with torch.no_grad():
-        return variant.G(**{k: v.to(device) for k, v in latent.items()}).cpu()
+        return variant.G(**{k: torch.as_tensor(v).to(device) for k, v in latent.items()}).cpu()
 
 
-def _pick(latent: dict[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
-    import torch
-
-    idx = torch.as_tensor(idx, dtype=torch.long)
-    return {k: v[idx] for k, v in latent.items()}
+def _numpy(latent: dict[str, torch.Tensor]) -> dict:
+    return {k: v.numpy() for k, v in latent.items()}
 
 
 def _blank(output_range: str, n: int = 1) -> torch.Tensor:
@@ -172,187 +174,96 @@ def _blank(output_range: str, n: int = 1) -> torch.Tensor:
     return torch.full((n, 1, 28, 28), 0.0 if output_range == "symmetric" else 0.5)
 
 
-# --------------------------------------------------------------------------- class grid
+# ----------------------------------------------------------------------------- applications
+# The latents come from gan_accel.latent_apps; here: flags in, the pool drawn, G run, tiles.
 
 
 def class_grid(variant, args) -> tuple[torch.Tensor, int, str]:
     """10 x 10: row k = class / categorical code k, column j = the latent of sample j."""
-    import torch
-    import torch.nn.functional as F
-
     spec = variant.latent
-    k = spec.num_labels
-    if not k:
+    if not spec.num_labels:
         raise UserError(f"--class-grid needs a cgan or infogan model; {variant.name} has no "
                         "classes or categorical code")
     if args.label is not None:
         raise UserError("--class-grid shows every class; drop --label")
-    pool = sample_pool(spec, max(args.n, 10), args.seed, None)
-    cols = torch.arange(10).repeat(k)  # [k*10]: sample j in column j
-    rows = torch.arange(k).repeat_interleave(10)  # row r: class r
-    latent = _pick(pool, cols)
-    if spec.num_classes:
-        latent["label"] = rows
-    else:
-        latent["codes"][:, :spec.cat_dim] = F.one_hot(rows, spec.cat_dim).float()
-    return _generate(variant, latent, args.device), 10, f"{k}x10 class grid"
-
-
-# --------------------------------------------------------------------------- interpolation
+    pool = sample_pool(spec, max(args.n, latent_apps.GRID_COLUMNS), args.seed, None)
+    latent = latent_apps.class_grid(spec, _numpy(pool))
+    return (_generate(variant, latent, args.device), latent_apps.GRID_COLUMNS,
+            f"{spec.num_labels}x{latent_apps.GRID_COLUMNS} class grid")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation ``[K, D]`` from ``a`` [D] to ``b`` [D] at ``t`` [K] in [0, 1].
-
-    Follows the great circle between the directions while interpolating the norm linearly
-    with it (the standard GAN slerp); falls back to a straight line for (anti)parallel ends.
-    """
+    """:func:`gan_accel.latent_apps.slerp` on torch tensors."""
     import torch
 
-    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    so = torch.sin(omega)
-    if so.abs() < 1e-6:
-        return lerp(a, b, t)
-    wa = torch.sin((1 - t) * omega) / so
-    wb = torch.sin(t * omega) / so
-    return wa[:, None] * a + wb[:, None] * b
+    return torch.from_numpy(latent_apps.slerp(a.numpy(), b.numpy(), t.numpy()))
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Straight-line interpolation ``[K, D]`` from ``a`` to ``b``."""
-    return (1 - t)[:, None] * a + t[:, None] * b
+    """:func:`gan_accel.latent_apps.lerp` on torch tensors."""
+    import torch
+
+    return torch.from_numpy(latent_apps.lerp(a.numpy(), b.numpy(), t.numpy()))
 
 
 def parse_pairs(text: str | None, n: int) -> list[tuple[int, int]]:
-    """``"0:1,2:3"`` -> ``[(0, 1), (2, 3)]``; default: up to 8 consecutive pairs within n."""
+    """``--pairs "0:1,2:3"`` -> ``[(0, 1), (2, 3)]``; default: up to 8 consecutive pairs."""
     if text is None:
         if n < 2:
             raise UserError("--interpolate needs --n >= 2 (two samples per pair)")
-        return [(i, i + 1) for i in range(0, min(n, 16) - 1, 2)]
-    pairs = []
-    for item in text.replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d+):(\d+)", item)
-        if not m:
-            raise UserError(f"--pairs item {item!r} is not I:J (two sample indices), e.g. "
-                            "--pairs 0:5,3:9")
-        pair = (int(m.group(1)), int(m.group(2)))
-        _check_indices(pair, n, "--pairs")
-        pairs.append(pair)
-    return pairs
+        return latent_apps.default_pairs(n)
+    return latent_apps.parse_pairs(text, n, "--pairs")
 
 
-def _check_indices(indices, n: int, flag: str) -> None:
-    bad = [i for i in indices if i >= n]
-    if bad:
-        raise UserError(f"{flag}: sample index {bad[0]} is out of range 0..{n - 1}; raise --n "
-                        "or pick a smaller index")
+def parse_arithmetic(expr: str, n: int) -> list[tuple[float, list[int]]]:
+    """``--arithmetic "1,2,3 - 4,5 + 6"`` -> ``[(+1, [1, 2, 3]), (-1, [4, 5]), (+1, [6])]``."""
+    return latent_apps.parse_arithmetic(expr, n, "--arithmetic")
 
 
 def interpolation(variant, args) -> tuple[torch.Tensor, int, str]:
     """One row per pair: ``args.interpolate`` steps from sample i to sample j."""
-    import torch
-
-    k = args.interpolate
-    if k < 2 or k > 64:
-        raise UserError(f"--interpolate {k}: use 2..64 steps per row")
+    k = latent_apps.check_steps(args.interpolate, "--interpolate")
     pairs = parse_pairs(args.pairs, args.n)
     pool = sample_pool(variant.latent, args.n, args.seed, args.label)
-    t = torch.linspace(0, 1, k)
-    path = slerp if args.path == "slerp" else lerp
-    rows = []
-    for i, j in pairs:
-        row = {"z": path(pool["z"][i], pool["z"][j], t)}
-        if "codes" in pool:
-            row["codes"] = lerp(pool["codes"][i], pool["codes"][j], t)
-        if "label" in pool:  # integer labels cannot be interpolated: the first end's class
-            row["label"] = pool["label"][i].repeat(k)
-        rows.append(row)
-    latent = {key: torch.cat([r[key] for r in rows]) for key in rows[0]}
+    latent = latent_apps.interpolation(_numpy(pool), pairs, k, args.path)
     return (_generate(variant, latent, args.device), k,
             f"{len(pairs)} {args.path} interpolation rows of {k}")
 
 
-# --------------------------------------------------------------------------- arithmetic
-
-
-def parse_arithmetic(expr: str, n: int) -> list[tuple[float, list[int]]]:
-    """``"1,2,3 - 4,5 + 6"`` -> ``[(+1, [1, 2, 3]), (-1, [4, 5]), (+1, [6])]``."""
-    text = expr.replace(" ", "")
-    if not re.fullmatch(r"[+-]?\d+(,\d+)*([+-]\d+(,\d+)*)*", text):
-        raise UserError(f"--arithmetic {expr!r} is not valid: write terms of comma-separated "
-                        "sample indices joined by + or -, e.g. '1,2,3 - 4,5 + 6'")
-    terms = []
-    for sign, body in re.findall(r"([+-]?)(\d+(?:,\d+)*)", text):
-        idx = [int(i) for i in body.split(",")]
-        _check_indices(idx, n, "--arithmetic")
-        terms.append((-1.0 if sign == "-" else 1.0, idx))
-    return terms
-
-
 def arithmetic(variant, args) -> tuple[torch.Tensor, int, str]:
-    """Rows: each term's samples then G(mean latent); last row: the result and noisy copies.
-
-    The sum is taken over ``z`` (and InfoGAN's code vector); a cGAN result keeps the label of
-    the first index of the first term (or ``--label``).
-    """
+    """Rows: each term's samples then G(mean latent); last row: the result and noisy copies
+    (see :func:`gan_accel.latent_apps.arithmetic`)."""
     import torch
 
     terms = parse_arithmetic(args.arithmetic, args.n)
     spec, out_range = variant.latent, variant.output_range
-    pool = sample_pool(spec, args.n, args.seed, args.label)
+    pool = _numpy(sample_pool(spec, args.n, args.seed, args.label))
     width = max(len(idx) for _, idx in terms) + 2  # members, a grey gap, the mean
-    result = {"z": sum(s * pool["z"][idx].mean(0) for s, idx in terms)}
-    if "codes" in pool:
-        result["codes"] = sum(s * pool["codes"][idx].mean(0) for s, idx in terms)
     tiles = []
     for _, idx in terms:
-        mean = {k: v[idx].mean(0, keepdim=True) for k, v in pool.items() if k != "label"}
-        if "label" in pool:
-            mean["label"] = pool["label"][idx[:1]]
-        members = _generate(variant, _pick(pool, idx), args.device)
-        tiles += [members, _blank(out_range, width - 1 - len(idx)),
-                  _generate(variant, mean, args.device)]
+        tiles += [_generate(variant, latent_apps.pick(pool, idx), args.device),
+                  _blank(out_range, width - 1 - len(idx)),
+                  _generate(variant, latent_apps.mean_latent(pool, idx), args.device)]
     gen = torch.Generator().manual_seed(args.seed + 1)
     noise = 0.25 * spec.sample_z(width - 1, "cpu", gen)  # [W-1, z_dim]
-    final = {"z": torch.cat([result["z"][None], result["z"] + noise])}
-    if "codes" in result:
-        final["codes"] = result["codes"][None].repeat(width, 1)
-    if "label" in pool:
-        final["label"] = pool["label"][terms[0][1][0]].repeat(width)
+    final = latent_apps.arithmetic(pool, terms, noise.numpy())
     tiles.append(_generate(variant, final, args.device))
     formula = " ".join(f"{'-' if s < 0 else '+'} mean({','.join(map(str, i))})"
                        for s, i in terms).lstrip("+ ")
     return torch.cat(tiles), width, f"latent arithmetic {formula}"
 
 
-# --------------------------------------------------------------------------- code sweep
-
-
 def code_sweep(variant, args) -> tuple[torch.Tensor, int, str]:
     """InfoGAN: per continuous code, rows = categorical codes, columns = code from -1 to 1."""
-    import torch
-    import torch.nn.functional as F
-
     spec = variant.latent
     if not (spec.cat_dim and spec.cont_dim):
         raise UserError(f"--sweep needs an infogan model (categorical and continuous codes); "
                         f"{variant.name} has none")
     if args.label is not None:
         raise UserError("--sweep shows every categorical code; drop --label")
-    k = args.sweep
-    if k < 2 or k > 64:
-        raise UserError(f"--sweep {k}: use 2..64 values per row")
+    k = latent_apps.check_steps(args.sweep, "--sweep")
     z = sample_pool(spec, max(args.n, spec.cat_dim), args.seed, None)["z"][:spec.cat_dim]
-    values = torch.linspace(-1, 1, k)
-    blocks = []
-    for j in range(spec.cont_dim):
-        cat = torch.arange(spec.cat_dim).repeat_interleave(k)  # [cat_dim * k]
-        cont = torch.zeros(cat.shape[0], spec.cont_dim)
-        cont[:, j] = values.repeat(spec.cat_dim)
-        codes = torch.cat([F.one_hot(cat, spec.cat_dim).float(), cont], 1)
-        blocks.append({"z": z.repeat_interleave(k, 0), "codes": codes})
-    latent = {key: torch.cat([b[key] for b in blocks]) for key in ("z", "codes")}
+    latent = latent_apps.code_sweep(spec, z.numpy(), k)
     return (_generate(variant, latent, args.device), k,
             f"{spec.cont_dim} sweep blocks of {spec.cat_dim}x{k}")
 
@@ -416,12 +327,7 @@ def bulk_main(args, out: Path) -> int:
         raise UserError(f"folder {out.parent} does not exist; create it first")
     gen, model_file, kind = _bulk_generator(args)
     if args.label is not None:
-        classes = gen.num_labels
-        if not classes:
-            raise UserError(f"--label needs a conditional model (cgan, infogan); "
-                            f"{gen.meta.variant} has no labels")
-        if not 0 <= args.label < classes:
-            raise UserError(f"--label {args.label} is out of range 0..{classes - 1}")
+        _check_class(gen.meta.latent, args.label)
     plan = bulk.BulkPlan(n=args.n, seed=args.seed, shard_size=opts["shard_size"],
                          batch=opts["batch"], shard_format=opts["shard_format"],
                          label=args.label)

@@ -334,7 +334,7 @@ CLI_CASES = [
     (["--checkpoint", "{run}", "--out", "{tmp}/g.onnx", "--opset", "7"], "opset 7 is not"),
     (["--checkpoint", "{run}", "--out", "{tmp}/g.onnx", "--opset", "999"], "opset 999 is not"),
     (["--checkpoint", "{run}", "--out", "{tmp}/g.onnx", "--opset", "x"], "invalid int value"),
-    (["--out", "{tmp}/g.onnx"], "the following arguments are required: --checkpoint"),
+    (["--out", "{tmp}/g.onnx"], "one of the arguments --checkpoint --onnx is required"),
 ]
 
 
