@@ -44,6 +44,7 @@ def pt2(tmp_path_factory):
     return root / "run", path, out.getvalue()
 
 
+@pytest.mark.slow
 def test_pt2_round_trip_matches_eager_at_any_batch(pt2):
     run, path, text = pt2
     assert "validated batch  64" in text and "AOTInductor for cpu (1 threads)" in text
@@ -62,6 +63,7 @@ def test_pt2_round_trip_matches_eager_at_any_batch(pt2):
         assert np.abs(got - want).max() <= 1e-5, (n, np.abs(got - want).max())
 
 
+@pytest.mark.slow
 def test_grid_and_bulk_from_pt2_match_the_checkpoint(pt2, tmp_path, capsys):
     run, path, _ = pt2
     common = ["--n", "16", "--seed", "4"]
@@ -83,6 +85,7 @@ def test_grid_and_bulk_from_pt2_match_the_checkpoint(pt2, tmp_path, capsys):
     assert "aoti cpu" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_failed_parity_writes_nothing(pt2, tmp_path, monkeypatch):
     run, package, _ = pt2
     out = tmp_path / "g.pt2"

@@ -85,6 +85,7 @@ def kill_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kill", list(KILL_POINTS))
+@pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(kill_runs, kill):
     """SIGKILL right after a rename inside a checkpoint write: the newest complete checkpoint
     loads (a rewritten one in its previous version), --resume runs on from the step after it,
@@ -108,6 +109,7 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(kill_run
     *[k for k in KILL_POINTS if KILL_POINTS[k][1] is not None],
     "ckpt-00000012*.safetensors#2",
 ])
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_same_checkpoint(kill_runs, kill):
     """The resumed run's last checkpoint equals the uninterrupted run's in full: every
     tensor, the position, the schedulers and epoch counters."""
