@@ -19,6 +19,7 @@ A CPU package runs its kernels with the OpenMP thread count it was compiled with
 from __future__ import annotations
 
 import copy
+import io
 import os
 import tempfile
 import time
@@ -30,11 +31,13 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import UserError
+from ..atomic import disk_full_error, free_bytes, is_disk_full, write_bytes_to
+from ..errors import DiskFullError, UserError
 from .metadata import PT2_FORMAT, ModelMeta
 from .onnx_export import (
     EXAMPLE_BATCH,
     FP32_TOLERANCE,
+    NOTHING_WRITTEN,
     VALIDATE_BATCHES,
     ExportError,
     _first_line,
@@ -49,19 +52,41 @@ from .runtime import ModelFileError, ServedGenerator
 CUDA_TOLERANCE = 1e-3
 
 
-def _compile(model: torch.nn.Module, example: dict[str, torch.Tensor], tmp: Path,
-             props: dict[str, str], label: str) -> None:
+def _compile(model: torch.nn.Module, example: dict[str, torch.Tensor], props: dict[str, str],
+             label: str) -> bytes:
+    """The .pt2 package's bytes (packaged in memory: its size is known before it is written)."""
     batch = torch.export.Dim("batch", min=1)
+    package = io.BytesIO()
     try:
         with _quiet():
             program = torch.export.export(model, (), kwargs=example,
                                           dynamic_shapes={k: {0: batch} for k in example})
             torch._inductor.aoti_compile_and_package(
-                program, package_path=str(tmp),
+                program, package_path=package,
                 inductor_configs={"aot_inductor.metadata": props})
     except Exception as exc:  # torch.export / Inductor raise many types
+        if is_disk_full(exc):  # Inductor's cache (its generated code, the compiled library)
+            from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+            folder = Path(cache_dir())
+            raise DiskFullError(folder, None, free_bytes(folder), "free space there or point "
+                                "TORCHINDUCTOR_CACHE_DIR at another disk",
+                                what=f"compiling into Inductor's cache {folder}") from None
         raise ExportError(f"cannot compile the {label} with AOTInductor: "
                           f"{_first_line(exc)}") from None
+    return package.getvalue()
+
+
+def save_pt2(package: bytes, tmp: Path, path: Path) -> None:
+    """Write the package into ``tmp``, the temporary beside ``path``, and fsync it. A full disk
+    removes ``tmp`` and raises DiskFullError naming ``path`` and the package's size."""
+    try:
+        write_bytes_to(tmp, package, sync=True)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path, len(package), NOTHING_WRITTEN, exc) from None
+        raise ExportError(f"cannot write {tmp} ({exc.strerror or exc})") from None
 
 
 def validate_pt2(path: str | os.PathLike, G: torch.nn.Module, latent, tolerance: float,
@@ -143,12 +168,19 @@ def export_pt2(variant_or_G, path: str | os.PathLike, *, meta: dict | None = Non
         model = prepare_generator(G, example).to(device)
         example = {k: v.to(device) for k, v in example.items()}
         t_compile = time.perf_counter()
-        _compile(model, example, tmp, props, label)
+        package = _compile(model, example, props, label)
         compile_s = time.perf_counter() - t_compile
+        save_pt2(package, tmp, path)
         errors = (validate_pt2(tmp, G, latent, tolerance, batch_sizes, device, label=label)
                   if validate else {})
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise disk_full_error(path, len(package), NOTHING_WRITTEN, exc) from None
+            raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
     report = {"path": str(path), "variant": fields["variant"], "device": str(device),

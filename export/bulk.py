@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import io
 import json
 import os
 import queue
@@ -43,7 +44,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_free_space,
+    disk_full_error,
+    fsync_dir,
+    is_disk_full,
+    write_bytes_to,
+)
+from ..errors import DiskFullError, UserError
 from ..latent import LatentSpec
 from ..ranges import OutputRange
 
@@ -184,35 +194,76 @@ def prepare_out_dir(out: Path, plan: BulkPlan, ident: dict) -> list[int]:
     return [k for k in range(plan.shards) if not (out / plan.name(k)).exists()]
 
 
-def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+def _write_manifest(out: Path, plan: BulkPlan, doc: dict) -> None:
+    try:
+        atomic_write_text(out / MANIFEST, json.dumps(doc, indent=1) + "\n")
+    except DiskFullError as exc:
+        raise exc.with_hint(_resume_hint(out, plan)) from None
+
+
+def _resume_hint(out: Path, plan: BulkPlan) -> str:
+    done = sum((out / plan.name(k)).exists() for k in range(plan.shards))
+    return (f"{done} of {plan.shards} shards are complete in {out}; free disk space, then run "
+            "the same command again to write the rest")
 
 
 def write_shard(out: Path, plan: BulkPlan, k: int, arrays: dict[str, np.ndarray]) -> Path:
-    """Write shard ``k`` under a temporary name, then rename it into place (atomic)."""
+    """Write shard ``k`` under a temporary name, then rename it into place (atomic).
+
+    A full disk leaves no part of the shard behind and raises DiskFullError naming the shard,
+    the bytes it needs and how many shards are complete (a rerun resumes after them).
+    """
     final = out / plan.name(k)
-    tmp = out / f".{plan.name(k)}.tmp"
     if plan.shard_format == ShardFormat.NPZ:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    else:
-        _write_png_folder(tmp, arrays)
-    os.replace(tmp, final)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        try:
+            atomic_write_bytes(final, buf.getbuffer())
+        except DiskFullError as exc:
+            raise exc.with_hint(_resume_hint(out, plan)) from None
+        return final
+    tmp = out / f".{plan.name(k)}.tmp"
+    files = _png_files(arrays)
+    try:
+        tmp.mkdir()
+        for name, data in files.items():
+            write_bytes_to(tmp / name, data)
+        os.replace(tmp, final)
+        fsync_dir(out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            needed = sum(len(data) for data in files.values())
+            raise disk_full_error(final, needed, _resume_hint(out, plan), exc) from None
+        raise
     return final
 
 
-def _write_png_folder(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+def _png_files(arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """A PNG shard's files, encoded in memory: ``<index>.png`` per image, ``labels.csv``."""
     from PIL import Image
 
-    folder.mkdir()
+    files = {}
     start = int(arrays["start"])
     for i, image in enumerate(arrays["images"]):
-        Image.fromarray(image).save(folder / f"{start + i:09d}.png", compress_level=1)
+        png = io.BytesIO()
+        Image.fromarray(image).save(png, format="png", compress_level=1)
+        files[f"{start + i:09d}.png"] = png.getvalue()
     if "labels" in arrays:
         rows = [f"{start + i:09d}.png,{int(y)}" for i, y in enumerate(arrays["labels"])]
-        (folder / "labels.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+        files["labels.csv"] = ("file,label\n" + "\n".join(rows) + "\n").encode()
+    return files
+
+
+def check_space(out: Path, plan: BulkPlan, todo: list[int], image_bytes: int) -> None:
+    """DiskFullError before the work when ``out``'s disk cannot hold the NPZ shards still to
+    write: ``image_bytes`` (one image's uint8 pixels, its label and codes) per image is what
+    an uncompressed shard stores at least. PNG sizes depend on the images: no check."""
+    if plan.shard_format != ShardFormat.NPZ:
+        return
+    images = sum(b - a for a, b in map(plan.bounds, todo))
+    check_free_space(out, images * image_bytes, f"sampling {images:,} images into {out}",
+                     "free disk space or pass another --out")
 
 
 def read_shards(out: Path) -> dict[str, np.ndarray]:
@@ -313,6 +364,14 @@ class _Assembler:
                     break
 
 
+def _image_bytes(spec: LatentSpec, images: np.ndarray, feeds: dict[str, np.ndarray],
+                 output_range: str) -> int:
+    """What one image adds to a shard's arrays: its uint8 pixels, label and codes."""
+    one = {k: v[:1] for k, v in feeds.items()}
+    return (to_uint8(images[:1], output_range).nbytes
+            + sum(v.nbytes for v in side_arrays(spec, one).values()))
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far (MB): Linux's VmHWM, which starts afresh
     at exec (``ru_maxrss`` keeps the peak of the parent a subprocess was forked from)."""
@@ -338,7 +397,7 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
     spec, output_range = gen.meta.latent, gen.meta.output_range
     doc = {**ident, "shards": plan.shards, "status": "running",
            "model": model or {}, "engine": engine or getattr(gen, "engine", {})}
-    _write_json(out / MANIFEST, doc)
+    _write_manifest(out, plan, doc)
     todo_images = sum(b - a for a, b in map(plan.bounds, todo))
     batches = sorted({j for k in todo for j in range(plan.bounds(k)[0] // plan.batch,
                                                      (plan.bounds(k)[1] - 1) // plan.batch + 1)})
@@ -354,6 +413,8 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
             t_run = time.perf_counter()
             images = gen.run(**feeds)
             engine_s += time.perf_counter() - t_run
+            if j == batches[0]:  # the first batch shows what one image takes on disk
+                check_space(out, plan, todo, _image_bytes(spec, images, feeds, output_range))
             stage.put(j, images, feeds)
         stage.close()
     except BaseException:
@@ -368,5 +429,5 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
                "engine_seconds": round(engine_s, 3),
                "engine_share": round(engine_s / seconds, 3) if seconds > 0 else None,
                "peak_rss_mb": round(peak_rss_mb(), 1)}
-    _write_json(out / MANIFEST, {**doc, "status": "complete", **summary})
+    _write_manifest(out, plan, {**doc, "status": "complete", **summary})
     return summary

@@ -45,6 +45,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from .. import __version__
+from ..atomic import disk_full_error, is_disk_full, write_bytes_to
 from ..checkpoints import load_trained
 from ..errors import UserError
 from ..latent import LATENT_FIELDS, LatentSpec
@@ -67,6 +68,9 @@ FP16_TOLERANCE = {"unit": 1e-2, "symmetric": 2e-2}
 
 class ExportError(UserError):
     """The export or its validation failed; nothing was written."""
+
+
+NOTHING_WRITTEN = "nothing was written; free disk space or pass an --out on another disk"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,16 +395,16 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
                         f"{fields['output_range']} range")
     t_export = time.perf_counter() - t0
 
-    try:
-        onnx.save_model(proto, str(tmp))
-    except OSError as exc:
-        raise ExportError(f"cannot write {tmp} ({exc.strerror or exc})") from None
+    size = save_onnx(proto, tmp, path)
     errors = (validate_onnx(tmp, G, latent, tolerance, batch_sizes, label=label)
               if validate else {})
     try:
         os.chmod(tmp, 0o644)  # mkstemp made it private; an exported model is for sharing
         os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path, size, NOTHING_WRITTEN, exc) from None
         raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
     t_total = time.perf_counter() - t0
     report = {
@@ -414,6 +418,22 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
         for b, e in errors.items():
             print(f"  batch {b:>3}: max |onnxruntime - eager| = {e:.2e} (tolerance {tolerance:g})")
     return report
+
+
+def save_onnx(proto: onnx.ModelProto, tmp: Path, path: Path) -> int:
+    """Serialise ``proto`` (weights inside: no external data file) into ``tmp``, the
+    temporary beside ``path``, and fsync it; returns its size. A full disk removes ``tmp``
+    and raises DiskFullError naming ``path`` and the model's size; any other refusal is an
+    ExportError."""
+    data = proto.SerializeToString()
+    try:
+        write_bytes_to(tmp, data, sync=True)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path, len(data), NOTHING_WRITTEN, exc) from None
+        raise ExportError(f"cannot write {tmp} ({exc.strerror or exc})") from None
+    return len(data)
 
 
 def checkpoint_meta(ckpt_meta: dict) -> dict:

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -42,10 +44,13 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from ..atomic import disk_full_error, disk_is_full, is_disk_full
+from ..errors import DiskFullError
 from ..latent import LatentSpec
 from ..ranges import OutputRange
 from .metadata import OUTPUT_NAME, ModelMeta
 from .onnx_export import (
+    NOTHING_WRITTEN,
     ExportError,
     _first_line,
     _model_meta,
@@ -280,9 +285,15 @@ def runtime_graph(path: Path, folder: Path) -> onnx.ModelProto:
     from .runtime import CPU, session_options
 
     so = session_options(1)
-    so.optimized_model_filepath = str(folder / "runtime-graph.onnx")
-    ort.InferenceSession(str(path), so, providers=[CPU])
-    return onnx.load(so.optimized_model_filepath)
+    saved = folder / "runtime-graph.onnx"
+    so.optimized_model_filepath = str(saved)
+    try:
+        ort.InferenceSession(str(path), so, providers=[CPU])
+    except Exception as exc:  # onnxruntime reports a failed save as a protobuf error only
+        if disk_is_full(folder):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(saved)) from exc
+        raise
+    return onnx.load(str(saved))
 
 
 def describe_float_ops(floats: list[onnx.NodeProto], kept: list[str]) -> list[dict]:
@@ -334,11 +345,17 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
     except OSError as exc:
         raise ExportError(f"cannot write to {path.parent} ({exc.strerror or exc}); pass an "
                           "--out in a writable folder") from None
+    fp32_size = None
     try:
         fp32_path, int8_path = work / "fp32-conv.onnx", work / "int8.onnx"
-        fp32 = export_generator(G, fp32_path, meta={**fields_meta(fields, latent), **{
-            k: fields[k] for k in ("step", "source", "ema") if k in fields}},
-            conv_form=True)
+        try:
+            fp32 = export_generator(G, fp32_path, meta={**fields_meta(fields, latent), **{
+                k: fields[k] for k in ("step", "source", "ema") if k in fields}},
+                conv_form=True)
+        except DiskFullError as exc:
+            fp32_size = exc.needed
+            raise
+        fp32_size = fp32["size_bytes"]
         kept = latent_nodes(onnx.load(str(fp32_path)))
         feeds_reader = reader if reader is not None else LatentCalibrationReader(latent,
                                                                                 calibration)
@@ -354,6 +371,8 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
                     calibrate_method=CALIBRATION_METHODS[calibration.method],
                     calibration_providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime.quantization raises plain ValueErrors
+            if is_disk_full(exc):
+                raise
             raise ExportError(f"int8 calibration of the {label} failed: "
                               f"{_first_line(exc)}") from None
         t_gate = time.perf_counter()
@@ -382,11 +401,19 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
         try:
             os.replace(int8_path, path)
         except OSError as exc:
+            if is_disk_full(exc):
+                raise
             raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        shutil.rmtree(work, ignore_errors=True)  # first: the space free without the work
+        # the work folder's peak: the fp32 model, then the int8 model and the graph
+        # onnxruntime runs, each measured at 0.3-0.45x the fp32 model's size
+        needed = 2 * fp32_size if fp32_size is not None else None
+        raise disk_full_error(path, needed, NOTHING_WRITTEN, exc) from None
     finally:
-        for f in work.iterdir():
-            f.unlink()
-        work.rmdir()
+        shutil.rmtree(work, ignore_errors=True)
     report = {
         "path": str(path), "variant": fields["variant"], "dtype": "int8",
         "calibration": {**asdict(calibration), "reader": type(

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..atomic import disk_is_full
 from .metadata import OUTPUT_NAME, ModelMeta
 
 CPU, CUDA, TENSORRT = ("CPUExecutionProvider", "CUDAExecutionProvider",
@@ -322,8 +323,16 @@ class OnnxGenerator(ServedGenerator):
                                                 providers=entries)
         except Exception as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelFileError(f"onnxruntime cannot load {self.path} with {wanted}: "
-                                 f"{first_line}") from None
+            if saved is None or not disk_is_full(saved.parent):
+                raise ModelFileError(f"onnxruntime cannot load {self.path} with {wanted}: "
+                                     f"{first_line}") from None
+            # the disk is full: the optimised graph (a cache) could not be saved; run without
+            saved.unlink(missing_ok=True)
+            note = f"not saved: no space left on the disk of {saved.parent}"
+            print(f"note: {self.path.name}: optimised graph {note}", file=sys.stderr)
+            saved, self.options.optimized_model_filepath = None, ""
+            self.session = ort.InferenceSession(str(self.path), self.options,
+                                                providers=entries)
         self.providers = self.session.get_providers()
         for gpu in (TENSORRT, CUDA):
             if gpu in wanted and gpu not in self.providers:

@@ -17,13 +17,19 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import (  # noqa: F401 (atomic_write_text: the run's other files use it)
+    atomic_write_text,
+    disk_full_error,
+    is_disk_full,
+    publish,
+    write_temp,
+)
 from .config import TrainConfig, field_type
 from .errors import CheckpointError, UserError
 from .variants import VARIANTS, Variant, build_variant
@@ -80,55 +86,6 @@ def under_prefix(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, tor
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-# ---------------------------------------------------------------------------------------------
-# atomic file writes
-# ---------------------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(folder: Path, stem: str, write) -> Path:
-    """Call ``write(tmp)`` for a new temporary file in ``folder`` and fsync it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Rename the fsynced ``tmp`` over ``path`` and fsync the folder (the rename is durable)."""
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync the result and rename it over ``path``."""
-    path = Path(path)
-    _publish(_write_temp(path.parent, path.name, write), path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text))
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -160,37 +117,59 @@ def save_checkpoint(folder: Path, name: str, tensors: dict[str, torch.Tensor],
     """Write ``name.<hash>.safetensors``, then ``name.json`` naming it (with its SHA-256).
 
     Once the JSON is in place, the tensor files of ``name`` it does not name (an earlier
-    version, a leftover of a killed write) are removed. When the disk refuses a write (full,
-    read-only) nothing new is left behind and CheckpointError says so: the previous
-    checkpoint is intact.
+    version, a leftover of a killed write) are removed. When the disk refuses a write nothing
+    new is left behind and the previous checkpoint is intact: DiskFullError (naming the
+    checkpoint and the bytes it needs) when the disk or quota is full, CheckpointError for
+    any other refusal (read-only, permissions).
     """
     folder = Path(folder)
     json_path, st_path = folder / f"{name}.json", None
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    needed = sum(t.numel() * t.element_size() for t in tensors.values())
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = _write_temp(folder, name + TENSORS_SUFFIX, lambda p: save_file(tensors, str(p)))
+        tmp = write_temp(folder, name + TENSORS_SUFFIX, lambda p: save_file(tensors, str(p)))
         try:
             sha = sha256_file(tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         st_path = folder / f"{name}.{sha[:16]}{TENSORS_SUFFIX}"
-        _publish(tmp, st_path)
+        needed = tmp.stat().st_size
+        publish(tmp, st_path)
         meta = {**meta, "format": FORMAT, "tensors": st_path.name, "sha256": sha}
-        atomic_write_text(json_path, json.dumps(meta, indent=1, allow_nan=True))
+        text = json.dumps(meta, indent=1, allow_nan=True)
+        needed += len(text.encode())
+        atomic_write_text(json_path, text)
     except BaseException as exc:
         if st_path is not None and _named_tensor_file(json_path) != st_path:
             st_path.unlink(missing_ok=True)  # published, but no JSON names it
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"cannot write checkpoint {json_path} "
-                                  f"({exc.strerror or exc}); the previous checkpoint is "
-                                  "intact; free disk space or choose another --out") from None
+        if is_disk_full(exc):
+            raise disk_full_error(json_path, needed, _intact(folder, name), exc) from None
+        if isinstance(exc, (OSError, SafetensorError)):
+            raise CheckpointError(f"cannot write checkpoint {json_path} ({_reason(exc)}); "
+                                  f"{_intact(folder, name)}") from None
         raise
     for old in _tensor_files(folder, name):
         if old != st_path:
             old.unlink(missing_ok=True)
     return json_path
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).strip()
+
+
+def _intact(folder: Path, name: str) -> str:
+    """What a failed write of checkpoint ``name`` in ``folder`` left as it was."""
+    previous = folder / f"{name}.json"
+    if not previous.is_file():
+        found = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        previous = found[-1] if found else None
+    if previous is None:
+        return "no earlier checkpoint exists; free disk space or choose another --out"
+    return (f"the previous checkpoint {previous} is intact; free disk space or choose "
+            "another --out")
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import torch
 from torchvision.utils import save_image
 
+from .atomic import atomic_write_bytes
 from .ranges import OutputRange
 
 
@@ -17,7 +19,9 @@ def save_grid(images: torch.Tensor, path: Path, output_range: str, nrow: int = 8
     x = OutputRange(output_range).to_unit(images.detach().float().cpu())
     if scale > 1:
         x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")
-    save_image(x, str(path), nrow=nrow, padding=2, pad_value=0.5)
+    png = io.BytesIO()
+    save_image(x, png, format="png", nrow=nrow, padding=2, pad_value=0.5)
+    atomic_write_bytes(path, png.getvalue())  # a full disk leaves no half-written PNG
 
 
 def plot_losses(metrics_jsonl: Path, out_png: Path, title: str = "") -> None:
@@ -47,5 +51,7 @@ def plot_losses(metrics_jsonl: Path, out_png: Path, title: str = "") -> None:
     if series:
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out_png)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    atomic_write_bytes(out_png, png.getvalue())

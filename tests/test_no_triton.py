@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import tiny_mnist
 
 
@@ -28,6 +29,7 @@ def _without_triton(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_train_sample_export_evaluate_without_triton(tmp_path):
     run = _without_triton(tmp_path)
     probe = run("-c", "import triton")

@@ -13,7 +13,7 @@ from ..checkpoints import (
     resolve_checkpoint,
 )
 from ..config import TrainConfig
-from ..errors import CheckpointError, UserError, run_cli
+from ..errors import CheckpointError, DiskFullError, UserError, run_cli
 from .config_args import config_from_args
 
 # flags that may change when a run is resumed; everything else comes from the checkpoint
@@ -61,6 +61,15 @@ def _resume_config(resume: str, cfg: TrainConfig, argv: list[str]) -> tuple[Trai
     return saved, json_path
 
 
+def _resume_hint(run_dir: Path) -> str:
+    """After a full disk: the checkpoint a resume starts from, and the command."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        return "no checkpoint was written yet; free disk space and run the command again"
+    return (f"the last good checkpoint {found[-1]} is intact; free disk space, then continue "
+            f"with --resume {run_dir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
@@ -94,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg, resume_from=resume_from, evaluator=evaluator)
     try:
         summary = trainer.fit()
+    except DiskFullError as exc:
+        raise exc.with_hint(_resume_hint(Path(cfg.out))) from None
     finally:
         import torch.distributed as dist
 

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import __version__
+from ..atomic import append_text
 from ..checkpoints import (
     EMA,
     MODEL,
@@ -362,8 +363,7 @@ class Trainer:
         return row
 
     def _write_metrics(self, row: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.run_dir / "metrics.jsonl", json.dumps(row) + "\n")  # whole lines
         if self._tb is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):

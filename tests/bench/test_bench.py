@@ -46,6 +46,7 @@ def quick_run(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     return out, docs
 
 
+@pytest.mark.slow
 def test_every_suite_writes_json_markdown_and_plot(quick_run):
     out, docs = quick_run
     assert set(docs) == {"inference", "train", "kernels", "profile"}
@@ -61,6 +62,7 @@ def test_every_suite_writes_json_markdown_and_plot(quick_run):
     assert "D_step" in txt and "G_step" in txt and "Self CPU" in txt
 
 
+@pytest.mark.slow
 def test_json_schema(quick_run):
     _, docs = quick_run
     for suite, doc in docs.items():
@@ -81,6 +83,7 @@ def _ok_rows(doc):
     return [r for r in doc["rows"] if r["status"] == "ok"]
 
 
+@pytest.mark.slow
 def test_timings_are_sane(quick_run):
     _, docs = quick_run
     for suite in TIMED_SUITES:
@@ -92,6 +95,7 @@ def test_timings_are_sane(quick_run):
             assert r["speedup"] is not None and r["speedup"] > 0, r
 
 
+@pytest.mark.slow
 def test_inference_rows(quick_run):
     _, docs = quick_run
     rows = docs["inference"]["rows"]
@@ -111,6 +115,7 @@ def test_inference_rows(quick_run):
     assert sorted({r["batch"] for r in rows}) == [1, 8]
 
 
+@pytest.mark.slow
 def test_train_and_kernels_rows(quick_run):
     _, docs = quick_run
     (train,) = _ok_rows(docs["train"])
@@ -131,6 +136,7 @@ def test_train_and_kernels_rows(quick_run):
     assert phases == {"D_step", "G_step"}
 
 
+@pytest.mark.slow
 def test_report_redraws_and_compares(quick_run, tmp_path):
     out, _ = quick_run
     src = next(out.glob("*-inference-quick.json"))
@@ -169,6 +175,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "positive integers" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_gan_accel_cli_dispatches_to_bench(quick_run, tmp_path, capsys):
     from gan_accel.cli import main
 

@@ -3,8 +3,6 @@ bulk shards from a .pt2, and a failed parity check that leaves nothing behind.""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -44,6 +42,7 @@ def pt2(tmp_path_factory):
     return root / "run", path, out.getvalue()
 
 
+@pytest.mark.slow
 def test_pt2_round_trip_matches_eager_at_any_batch(pt2):
     run, path, text = pt2
     assert "validated batch  64" in text and "AOTInductor for cpu (1 threads)" in text
@@ -62,6 +61,7 @@ def test_pt2_round_trip_matches_eager_at_any_batch(pt2):
         assert np.abs(got - want).max() <= 1e-5, (n, np.abs(got - want).max())
 
 
+@pytest.mark.slow
 def test_grid_and_bulk_from_pt2_match_the_checkpoint(pt2, tmp_path, capsys):
     run, path, _ = pt2
     common = ["--n", "16", "--seed", "4"]
@@ -83,13 +83,14 @@ def test_grid_and_bulk_from_pt2_match_the_checkpoint(pt2, tmp_path, capsys):
     assert "aoti cpu" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_failed_parity_writes_nothing(pt2, tmp_path, monkeypatch):
     run, package, _ = pt2
     out = tmp_path / "g.pt2"
     out.write_bytes(b"previous package")
     monkeypatch.setattr(aoti, "FP32_TOLERANCE", -1.0)  # every error is now too big
     # the fixture's package stands in for a second compile (the same graph, ~20 s saved)
-    monkeypatch.setattr(aoti, "_compile", lambda *args: shutil.copyfile(package, args[2]))
+    monkeypatch.setattr(aoti, "_compile", lambda *args: package.read_bytes())
     variant, _ = load_trained(run)
     with pytest.raises(ExportError, match="differs from eager PyTorch .* nothing was written"):
         export_pt2(variant, out)

@@ -114,6 +114,7 @@ def int8(trained, tmp_path_factory):
     return path, out.getvalue()
 
 
+@pytest.mark.slow
 def test_int8_export_passes_its_gate_and_serves(trained, int8):
     path, text = int8
     assert "quality gate passed on 1000 samples" in text and f"wrote {path}" in text
@@ -132,6 +133,7 @@ def test_int8_export_passes_its_gate_and_serves(trained, int8):
     assert 0 < err.mean() < 0.01 and err.max() < 0.5  # int8: close, not identical
 
 
+@pytest.mark.slow
 def test_int8_graph_runs_int8_kernels_and_names_its_float_ops(int8, tmp_path):
     path, text = int8
     floats, ints = quantize.float_operators(quantize.runtime_graph(path, tmp_path))
@@ -152,6 +154,7 @@ class ShrunkLatents(LatentCalibrationReader):
         self._batches = iter([{k: v * 0.05 for k, v in b.items()} for b in self._batches])
 
 
+@pytest.mark.slow
 def test_broken_calibration_is_refused_and_writes_nothing(trained, tmp_path):
     out = tmp_path / "broken.onnx"
     out.write_bytes(b"previous model")
@@ -170,6 +173,7 @@ def test_broken_calibration_is_refused_and_writes_nothing(trained, tmp_path):
     (["--format", "int8", "--calibration-batches", "0"], "--calibration-batches must be >= 1"),
     (["--format", "pt2"], "must end in .pt2"),
 ])
+@pytest.mark.slow
 def test_cli_int8_bad_flags(trained, tmp_path, capsys, argv, match):
     out = tmp_path / "g.onnx"
     code = run_cli(export_cli.main, ["--checkpoint", str(trained[0]), "--out", str(out), *argv])

@@ -202,9 +202,11 @@ def test_runtime_serves_without_torch(models, tmp_path):
                            str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "torch-free: True" in proc.stdout and "exporter needs torch: ok" in proc.stdout
-    # the runtime shares the torch-free latent layout and ranges, nothing else of the library
-    assert ("gan_accel modules: ['gan_accel', 'gan_accel.export', 'gan_accel.export.metadata', "
-            "'gan_accel.export.runtime', 'gan_accel.latent', 'gan_accel.ranges']") in proc.stdout
+    # the runtime shares the torch-free latent layout, ranges and file writes (gan_accel.atomic
+    # and its error type), nothing else of the library
+    assert ("gan_accel modules: ['gan_accel', 'gan_accel.atomic', 'gan_accel.errors', "
+            "'gan_accel.export', 'gan_accel.export.metadata', 'gan_accel.export.runtime', "
+            "'gan_accel.latent', 'gan_accel.ranges']") in proc.stdout
     images = np.load(out)
     feeds = gen_for(models, "cgan").latent(6, seed=11, label=2)
     assert np.abs(images - eager(variant, feeds)).max() <= 1e-5

@@ -21,6 +21,7 @@ from gan_accel.data import BatchIterator
 from gan_accel.training.trainer import Trainer
 from gan_accel.variants import Batch, recipe_config
 
+pytestmark = pytest.mark.slow  # one torchrun launch of 2 ranks over 5 cases: ~55 s
 STEPS, WORLD, BATCH = 6, 2, 8
 CASES = ["dcgan", "wgan-gp", "infogan", "wgan", "dcgan+compile"]
 EAGER = [c for c in CASES if "+" not in c]

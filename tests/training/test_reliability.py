@@ -24,7 +24,7 @@ from gan_accel.checkpoints import (
     under_prefix,
 )
 from gan_accel.config import TrainConfig
-from gan_accel.errors import CheckpointError, UserError
+from gan_accel.errors import CheckpointError, DiskFullError, UserError
 from gan_accel.training.trainer import Trainer
 from gan_accel.variants import recipe_config
 
@@ -85,6 +85,7 @@ def kill_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kill", list(KILL_POINTS))
+@pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(kill_runs, kill):
     """SIGKILL right after a rename inside a checkpoint write: the newest complete checkpoint
     loads (a rewritten one in its previous version), --resume runs on from the step after it,
@@ -108,6 +109,7 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(kill_run
     *[k for k in KILL_POINTS if KILL_POINTS[k][1] is not None],
     "ckpt-00000012*.safetensors#2",
 ])
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_same_checkpoint(kill_runs, kill):
     """The resumed run's last checkpoint equals the uninterrupted run's in full: every
     tensor, the position, the schedulers and epoch counters."""
@@ -144,16 +146,18 @@ def test_checkpoint_write_order(tmp_path, monkeypatch):
         n = Path(path).name
         return re.sub(r"\.[^.]+\.tmp$", ".TMP", n) if n.endswith(".tmp") else n
 
-    real_save, real_fsync, real_replace, real_unlink = (
-        checkpoints.save_file, os.fsync, os.replace, Path.unlink)
+    real_save, real_write, real_fsync, real_replace, real_unlink = (
+        checkpoints.save_file, os.write, os.fsync, os.replace, Path.unlink)
 
     def save_file(tensors, path):
         events.append(("write", name(path)))
         real_save(tensors, path)
 
-    def write_text(self, text, *a, **k):
-        events.append(("write", name(self)))
-        return Path.write_bytes(self, text.encode())
+    def write(fd, data):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if Path(path).parent == folder and events[-1:] != [("write", name(path))]:
+            events.append(("write", name(path)))
+        return real_write(fd, data)
 
     def fsync(fd):
         events.append(("fsync", name(os.readlink(f"/proc/self/fd/{fd}"))))
@@ -171,7 +175,7 @@ def test_checkpoint_write_order(tmp_path, monkeypatch):
         real_unlink(self, missing_ok=missing_ok)
 
     monkeypatch.setattr(checkpoints, "save_file", save_file)
-    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(os, "write", write)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(Path, "unlink", unlink)
@@ -199,11 +203,27 @@ FAULTS = {  # (os function, which call of it raises)
 }
 
 
+def test_a_refused_write_that_is_not_a_full_disk_is_a_checkpoint_error(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    save_checkpoint(folder, "ckpt-00000001", _weights(1), _meta(1))
+    before = sorted(p.name for p in folder.iterdir())
+
+    def read_only(*args):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(CheckpointError, match="Read-only file system") as info:
+        save_checkpoint(folder, "ckpt-00000002", _weights(2), _meta(2))
+    monkeypatch.undo()
+    assert len(str(info.value).splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 @pytest.mark.parametrize("rewrite", [False, True], ids=["new checkpoint", "rewrite"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_failing_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, fault, rewrite):
-    """The disk refuses one step of the write (ENOSPC): one-line CheckpointError, the previous
-    checkpoint loads unchanged, nothing new is left behind."""
+    """The disk refuses one step of the write (ENOSPC): one-line DiskFullError naming the
+    checkpoint, the previous checkpoint loads unchanged, nothing new is left behind."""
     folder = tmp_path / "checkpoints"
     save_checkpoint(folder, "ckpt-00000001", _weights(1), _meta(1))
     before = sorted(p.name for p in folder.iterdir())
@@ -218,11 +238,13 @@ def test_a_failing_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, fa
 
     monkeypatch.setattr(os, func, failing)
     name = "ckpt-00000001" if rewrite else "ckpt-00000002"
-    with pytest.raises(CheckpointError) as info:
+    with pytest.raises(DiskFullError) as info:
         save_checkpoint(folder, name, _weights(2), _meta(2))
     monkeypatch.undo()
     msg = str(info.value)
-    assert len(msg.splitlines()) == 1 and f"{name}.json" in msg and "No space left" in msg
+    assert len(msg.splitlines()) == 1, msg
+    assert msg.startswith(f"no space left on device: writing {folder / name}.json needs "), msg
+    assert f"the previous checkpoint {folder}/ckpt-00000001.json is intact" in msg, msg
     assert sorted(p.name for p in folder.iterdir()) == before
     path, meta, tensors = load_latest_good(tmp_path)
     assert path.name == "ckpt-00000001.json" and meta["position"]["step"] == 1

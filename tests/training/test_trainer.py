@@ -87,6 +87,7 @@ def test_compiled_phases_match_eager(tmp_path):
             torch.testing.assert_close(gc, ge, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compiled_training_tracks_eager(tmp_path):
     """Three full steps from the same init: losses agree within 1e-3 relative, and weights
     within 2e-4 absolute (Adam's first steps move each weight by up to lr, so sign flips of
