@@ -26,7 +26,8 @@ def write_image(path: Path, mode: str, w: int, h: int, seed: int) -> Path:
     rgb = smooth_rgb(rng, w, h)
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "I;16":
-        Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(path)
+        wide = (rgb[..., 0].astype(np.uint16) << 8) | rgb[..., 1]  # every bit in use
+        Image.fromarray(wide).save(path)
     elif mode == "RGBA":
         alpha = np.full((h, w), 255, np.uint8)
         alpha[: h // 2] = 0  # top half transparent
