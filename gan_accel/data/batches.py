@@ -14,9 +14,17 @@ from .images import MappedImages
 
 # ---------------------------------------------------------------------------------------------
 def to_model_range(images: torch.Tensor, output_range: OutputRange | str) -> torch.Tensor:
-    """uint8 ``[N, C, H, W]`` -> float32 ``[N, C, H, W]`` in the generator's output range."""
+    """uint8 ``[N, C, H, W]`` -> float32 ``[N, C, H, W]`` in the generator's output range.
+
+    The same arithmetic as ``OutputRange.from_unit(images / 255)``, bit for bit, done in place
+    on the one float copy: a streamed batch is converted at every step, and fresh buffers for
+    each intermediate cost more than the arithmetic.
+    """
     assert images.dim() == 4, f"expected [N, C, H, W] images, got {tuple(images.shape)}"
-    return OutputRange(output_range).from_unit(images.float().div_(255.0))
+    x = images.float().div_(255.0)  # [0, 1]
+    if OutputRange(output_range) is OutputRange.SYMMETRIC:
+        x.mul_(2.0).sub_(1.0)  # from_unit: x * 2 - 1
+    return x
 
 
 class BatchIterator:

@@ -13,8 +13,7 @@ class MappedImages:
     """uint8 ``[N, C, H, W]`` images read from a memory-mapped ``.npy`` on demand.
 
     Indexing gives a uint8 tensor like indexing the in-memory tensor does, so a set too large
-    for memory streams through the same code. A batch of scattered indices is read in file
-    order (sorted) and put back in the order asked for: the same values, fewer page faults.
+    for memory streams through the same code.
     """
 
     def __init__(self, path: str | Path):
@@ -40,11 +39,6 @@ class MappedImages:
     def __getitem__(self, idx) -> torch.Tensor:
         if isinstance(idx, torch.Tensor):
             idx = idx.cpu().numpy()
-        if isinstance(idx, np.ndarray) and idx.ndim == 1 and idx.dtype != np.bool_:
-            order = np.argsort(idx, kind="stable")
-            rows = np.empty((len(idx),) + self.array.shape[1:], dtype=np.uint8)
-            rows[order] = self.array[idx[order]]
-            return torch.from_numpy(rows)
         return torch.from_numpy(np.ascontiguousarray(self.array[idx]))
 
     def load(self) -> torch.Tensor:

@@ -57,6 +57,15 @@ def test_streamed_batches_equal_in_memory_batches(tmp_path):
                 assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+@pytest.mark.parametrize("output_range", ["unit", "symmetric"])
+def test_batch_conversion_is_the_ranges_own_mapping_bit_for_bit(output_range):
+    from gan_accel.ranges import OutputRange
+
+    every = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    want = OutputRange(output_range).from_unit(every.float() / 255.0)
+    assert torch.equal(to_model_range(every, output_range), want)
+
+
 def _cfg(tmp_path, data, name, **kw):
     return recipe_config("dcgan", "paper", dataset="folder", data_dir=str(data),
                          out=str(tmp_path / name), batch_size=8, epochs=2, progress=False,
