@@ -90,7 +90,8 @@ def write_png_folder(root: Path, n: int, classes: int = 10, seed: int = 0) -> fl
 def _row(measure: str, **kw) -> dict:
     row = {"measure": measure, "model": None, "mode": None, "resolution": None,
            "channels": None, "workers": None, "images": None, "seconds": None,
-           "images_per_s": None, "vs_fastest_step": None, "target": None, "status": "ok"}
+           "images_per_s": None, "cores_busy": None, "vs_fastest_step": None, "target": None,
+           "status": "ok"}
     row.update(kw)
     return row
 
@@ -102,16 +103,31 @@ def _first_decode(root: Path, resolution: int, channels: int, workers: int | Non
 
     cache = root / CACHE_DIRNAME / cache_name(resolution, channels, 0.0)
     shutil.rmtree(cache, ignore_errors=True)
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     data = load_folder(root, FolderRequest(resolution, channels, 0.0), log=log, budget=None,
                        workers=workers)
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     manifest = read_manifest(cache)
     decode = manifest["decode_seconds"]
     return _row("first decode", mode=f"{manifest['workers']} process"
                 + ("es" if manifest["workers"] > 1 else ""), resolution=resolution,
                 channels=channels, workers=manifest["workers"], images=len(data),
-                seconds=round(wall, 2), images_per_s=round(len(data) / decode, 1))
+                seconds=round(wall, 2), images_per_s=round(len(data) / decode, 1),
+                cpu_s=round(cpu, 2), cores_busy=round(cpu / wall, 2))
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished children (the decoding
+    processes), so cpu / wall says how many cores a decode kept busy."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def _cache_read(root: Path, resolution: int, channels: int) -> dict:
@@ -208,7 +224,8 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
              f"fastest training step's images/s in this run (target >= {TARGET_RATIO:g}x)",
              "first decode: Pillow decode + conversion + centre crop + Lanczos resize, written "
              "into the memory-mapped cache; images/s over the decoding time only; seconds = "
-             "the whole load (folder scan, decode, cache commit, read back)",
+             "the whole load (folder scan, decode, cache commit, read back); cores_busy = CPU "
+             "seconds of this process and its decoding processes / seconds",
              f"{cores()} cores available to the decoding processes"]
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-data-") as tmp:
         if args.data_dir:
