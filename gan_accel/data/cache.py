@@ -19,6 +19,7 @@ decode leaves nothing a later run reads.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import disk_full_error, is_disk_full
 from ..errors import DataError
 
 CACHE_FORMAT = "gan-accel-image-cache"
@@ -162,17 +164,25 @@ class CacheWriter:
     readers need ``manifest.json``, which only a committed cache has."""
 
     def __init__(self, root: Path, name: str, count: int, channels: int, resolution: int):
-        self.root, self.final = root, root / name
+        self.root, self.final, self.tmp = root, root / name, None
+        shape = (count, channels, resolution, resolution)
         try:
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
             self.images_path = self.tmp / "images.npy"
             images = np.lib.format.open_memmap(self.images_path, mode="w+", dtype=np.uint8,
-                                               shape=(count, channels, resolution, resolution))
+                                               shape=shape)
             del images  # workers open it by path
+            _reserve(self.images_path)
         except OSError as exc:
             self.discard()
-            raise DataError(f"cannot write the cache in {root} ({exc.strerror or exc}); free "
-                            "some disk space or set XDG_CACHE_HOME to another folder") from None
+            raise self._error(exc, int(np.prod(shape))) from None
+
+    def _error(self, exc: OSError, needed: int | None) -> DataError:
+        hint = "free space there or set XDG_CACHE_HOME to a folder on another disk"
+        if is_disk_full(exc):
+            return disk_full_error(self.final / "images.npy", needed, hint, exc)
+        return DataError(f"cannot write the cache in {self.root} ({exc.strerror or exc}); "
+                         f"{hint}")
 
     def images(self) -> np.ndarray:
         return np.load(self.images_path, mmap_mode="r+")
@@ -188,9 +198,7 @@ class CacheWriter:
             self._replace_final()
         except OSError as exc:
             self.discard()
-            raise DataError(f"cannot write the cache in {self.root} ({exc.strerror or exc}); "
-                            "free some disk space or set XDG_CACHE_HOME to another folder") \
-                from None
+            raise self._error(exc, None) from None
         return self.final
 
     def _replace_final(self) -> None:
@@ -206,5 +214,19 @@ class CacheWriter:
             self.discard()  # another run committed the same cache first: keep theirs
 
     def discard(self) -> None:
-        if getattr(self, "tmp", None) is not None:
+        if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the memory-mapped file's blocks now: a disk too small fails here, with an
+    error, instead of killing a decoding process with SIGBUS when a page cannot be written."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return  # a file system without it: the blocks come as pages are written
+            raise

@@ -324,3 +324,21 @@ def test_the_memory_budget_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_ACCEL_DATA_MEMORY", "lots")
     with pytest.raises(DataError, match="GAN_ACCEL_DATA_MEMORY='lots' is not a size"):
         load(root)
+
+
+def test_a_full_disk_is_one_line_before_decoding(tmp_path, monkeypatch):
+    import errno
+
+    root = rgb_folder(tmp_path / "pics", 3)
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(UserError) as err:
+        load(root)
+    msg = str(err.value)  # 6 x 3 x 32 x 32 bytes
+    cache = root / CACHE_DIRNAME / "r32-c3-bg0" / "images.npy"
+    assert msg.startswith(f"no space left on device: writing {cache} needs 18.0 KiB, "), msg
+    assert msg.endswith("set XDG_CACHE_HOME to a folder on another disk") and "\n" not in msg
+    assert leftovers(root) == []
