@@ -72,6 +72,7 @@ def _cfg(tmp_path, data, name, **kw):
                          log_every=1, ema=0.0, plateau_factor=1.0, **kw)
 
 
+@pytest.mark.slow  # three short runs: ~10 s on a quiet machine
 def test_a_streamed_run_resumed_equals_an_in_memory_run(tmp_path, gray_folder, monkeypatch):
     full = Trainer(_cfg(tmp_path, gray_folder, "full"), log=quiet)
     assert not full.data.streamed
@@ -144,7 +145,8 @@ def test_train_command_says_the_conversion_and_records_the_data(tmp_path, capsys
     write_image(root / "a" / "alpha.png", "RGBA", 30, 40, seed=1)
     code = run_cli(train.main, ["--dataset", "folder", "--data-dir", str(root), "--resolution",
                                 "28", "--channels", "1", "--batch-size", "4", "--max-steps",
-                                "2", "--out", str(tmp_path / "run"), "--no-progress"])
+                                "2", "--out", str(tmp_path / "run"), "--no-progress", "--ema",
+                                "0"])
     out = capsys.readouterr().out
     assert code == 0
     assert "converted to grayscale (L): 1 RGBA (alpha composited on black), 8 RGB" in out
