@@ -6,6 +6,7 @@ Examples::
     python -m gan_accel.bench inference --model dcgan  # batch 1 .. 4096, eager/compiled/ORT
     python -m gan_accel.bench train --models dcgan     # one training step, eager vs compiled
     python -m gan_accel.bench kernels                  # fused kernels vs PyTorch (Triton: CUDA)
+    python -m gan_accel.bench data                     # PNG folder decode, cached loader vs step
     python -m gan_accel.bench --profile                # trace of compiled training steps
     python -m gan_accel.bench report A.json [B.json]   # redraw / compare
     python -m gan_accel.bench quality [its options]    # sample quality (bench/quality.py)
@@ -25,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-SUITES = ("inference", "train", "kernels", "profile", "quality", "serve")
+SUITES = ("inference", "train", "kernels", "profile", "quality", "serve", "data")
 ALL_SUITES = ("inference", "train", "kernels", "quality")  # what no SUITE argument runs
 
 
@@ -39,7 +40,7 @@ def _cores() -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gan_accel.errors import OneLineParser
 
-    from . import inference, kernels_bench, profile, serve, train_step
+    from . import data_loader, inference, kernels_bench, profile, serve, train_step
 
     parser = OneLineParser(
         prog="python -m gan_accel.bench",
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-interpreter", action="store_true",
                         help="on CPU, run the Triton kernels under TRITON_INTERPRET=1 (smoke "
                              "run only: those timings are meaningless)")
-    for module in (inference, train_step, kernels_bench, profile, serve):
+    for module in (inference, train_step, kernels_bench, profile, serve, data_loader):
         module.add_arguments(parser)
     return parser
 
@@ -177,10 +178,10 @@ def _run_suite(suite: str, args, ctx, env: dict, out_dir: Path) -> None:
     elif suite == "quality":
         result, _ = _quality_result(_quality_module(), _quality_argv(args, ctx), ctx.log)
     else:
-        from . import inference, kernels_bench, serve, train_step
+        from . import data_loader, inference, kernels_bench, serve, train_step
 
         module = {"inference": inference, "train": train_step, "kernels": kernels_bench,
-                  "serve": serve}[suite]
+                  "serve": serve, "data": data_loader}[suite]
         result = module.run(args, ctx)
     common.write_result(result, env, out_dir, args.quick)
 

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from .augment_policy import parse_policy
-from .data import DATASETS
+from .data import DATASETS, dataset_and_dir
 from .errors import UserError
 from .kernels._launch import IMPLS
 from .latent import ZDist
@@ -49,14 +49,21 @@ class TrainConfig:
     recipe: str = _opt("tuned", "hyperparameters: tuned (measured on the embedded subset, with "
                        "its own epochs) or paper (the paper's / seed README's, 5 epochs unless "
                        "given)", choices=RECIPES)
-    dataset: str = _opt("mnist-5k", "dataset: embedded subset, full MNIST or Fashion-MNIST",
-                        choices=DATASETS)
-    data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw)")
+    dataset: str = _opt("mnist-5k", f"dataset: {', '.join(DATASETS)} (folder: the images "
+                        "in --data-dir), or an image folder's path")
+    data_dir: str | None = _opt(None, "folder with MNIST-format IDX files (also DIR/MNIST/raw), "
+                                "the image folder of --dataset folder (one subfolder per class "
+                                "for labels, or flat), or the emoji font and emoji-test.txt")
     download: bool = _opt(False, "let torchvision download the dataset when a network exists")
-    resolution: int = _opt(0, "image side in pixels: 28, 32 or 64 (0: the dataset's own)",
+    resolution: int = _opt(0, "image side in pixels: 28, 32 or 64 (0: the dataset's own: 28 "
+                           "for MNIST-like data, 64 for emoji and folders)",
                            choices=(0, 28, 32, 64))
-    channels: int = _opt(0, "image channels: 1 (grayscale) or 3 (RGB) (0: from the data)",
-                         choices=(0, 1, 3))
+    channels: int = _opt(0, "image channels: 1 (grayscale) or 3 (RGB) (0: from the data; a "
+                         "folder is 1 when every image is grayscale)", choices=(0, 1, 3))
+    background: float | None = _opt(None, "gray level (0 black .. 1 white) transparent pixels "
+                                    "are composited on and augmentation fills shifted-in "
+                                    "pixels with (default: the dataset's own: 1 for emoji, "
+                                    "0 otherwise)", min=0.0, max=1.0)
     # optimisation
     epochs: int = _opt(5, "number of passes over the data", min=1)
     max_steps: int = _opt(0, "stop after this many steps (0: run all epochs)", min=0)
@@ -154,6 +161,7 @@ class TrainConfig:
                     raise UserError(f"{flag} must be {rel} {lo}, got {value}")
             if "max" in meta and value is not None and value > meta["max"]:
                 raise UserError(f"{flag} must be <= {meta['max']}, got {value}")
+        dataset_and_dir(self.dataset, self.data_dir)  # a registered name or a folder
         try:
             parse_policy(self.augment)
         except ValueError as exc:

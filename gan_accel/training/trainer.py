@@ -46,7 +46,7 @@ from ..checkpoints import (
     with_prefix,
 )
 from ..config import TrainConfig
-from ..data import BatchIterator, load_dataset, to_model_range
+from ..data import BatchIterator, ImageSet, load_dataset, resolve_data_config, to_model_range
 from ..devices import select_device
 from ..errors import CheckpointError, UserError
 from ..ops import build_ops
@@ -123,6 +123,7 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.ops = build_ops(cfg.kernels, self.device,
                              log=self.log if self.rank == 0 else (lambda *_: None))
+        self.data = self._load_data()  # fills in the config's resolution, channels, ...
         torch.manual_seed(cfg.seed)
         self.variant: Variant = build_variant(cfg, self.ops).to(self.device)
         self.phases: list[Phase] = self.variant.phases()
@@ -148,15 +149,55 @@ class Trainer:
             self.load(resume_from)
 
     # -- setup -----------------------------------------------------------------------------
-    def _setup_data(self) -> None:
+    def _load_data(self) -> ImageSet:
+        """The run's data, before any network is built: the config's dataset, resolution,
+        channels and background become the concrete values the run trains with (and saves).
+        Under torchrun rank 0 loads first (decoding a folder into its cache once) while the
+        other ranks wait, then they read that cache."""
         cfg = self.cfg
         quiet = self.rank != 0
+        resolve_data_config(cfg)
+        if self.world > 1 and self.rank != 0:
+            dist.barrier()
         data = load_dataset(cfg.dataset, cfg.data_dir, train=True, download=cfg.download,
-                            log=(lambda *_: None) if quiet else self.log)
-        self.data = data
-        x = to_model_range(data.images, self.variant.output_range).to(self.device)
+                            log=(lambda *_: None) if quiet else self.log,
+                            resolution=cfg.resolution, channels=cfg.channels,
+                            background=cfg.background, progress=cfg.progress and not quiet)
+        if self.world > 1 and self.rank == 0:
+            dist.barrier()
+        assert (data.channels, data.resolution) == (cfg.channels, cfg.resolution), \
+            (data.images.shape, cfg.channels, cfg.resolution)
+        return data
+
+    def _setup_data(self) -> None:
+        """The batch loader: the whole set in the model's range on the device, or, when the
+        set streams from its memory-mapped cache (or its float copy would not fit on the
+        GPU), each batch read and converted as it is drawn. Same batches either way."""
+        cfg, data = self.cfg, self.data
         y = data.labels.to(self.device)
+        if data.streamed or not self._fits_on_device(data):
+            def transform(images: torch.Tensor) -> torch.Tensor:
+                return to_model_range(images, self.variant.output_range).to(self.device)
+
+            self.loader = BatchIterator(data.images, y, cfg.batch_size, cfg.seed, self.rank,
+                                        self.world, transform=transform)
+            return
+        x = to_model_range(data.images, self.variant.output_range).to(self.device)
         self.loader = BatchIterator(x, y, cfg.batch_size, cfg.seed, self.rank, self.world)
+
+    def _fits_on_device(self, data: ImageSet) -> bool:
+        """Whether the float32 copy of the data fits in half the GPU's free memory (on CPU
+        the loader already decided from the host's memory)."""
+        if self.device.type != "cuda":
+            return True
+        need = data.images.numel() * 4
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if need <= free // 2:
+            return True
+        if self.rank == 0:
+            self.log(f"streaming batches to {self.device}: the data in float32 ("
+                     f"{need / 2**30:.2f} GiB) would take more than half its free memory")
+        return False
 
     def _setup_optim(self) -> None:
         cfg = self.cfg
@@ -376,9 +417,10 @@ class Trainer:
             return
         cfg = self.cfg
         mode = f"compiled ({cfg.compile_mode})" if cfg.compile else "eager"
-        self.log(f"training {cfg.model} on {len(self.data):,} images ({self.data.source}) | "
-                 f"{self.device} | {mode} | kernels: {self.ops.name} | {total} steps of "
-                 f"{cfg.batch_size} | run dir {self.run_dir}")
+        shape = f"{cfg.channels}x{cfg.resolution}x{cfg.resolution}"
+        self.log(f"training {cfg.model} on {len(self.data):,} images of {shape} "
+                 f"({self.data.source}) | {self.device} | {mode} | kernels: {self.ops.name} | "
+                 f"{total} steps of {cfg.batch_size} | run dir {self.run_dir}")
 
     # -- evaluation and divergence ---------------------------------------------------------
     def train_seconds(self) -> float:

@@ -4,8 +4,8 @@ At 5,000 training images D memorises the real set and stops teaching G; augmenti
 real and the generated images with the same random family of transforms, differentiably so
 G's gradient flows through them, keeps D honest without leaking the transforms into G's
 samples. The transforms respect the data's range: pixels shifted or cut in are the
-*background* (0 for [0, 1] data, -1 for [-1, 1]), and brightness moves by a share of the
-range's width.
+*background* (the data's background gray, 0 = black by default: 0 for [0, 1] data, -1 for
+[-1, 1]), and brightness moves by a share of the range's width.
 
 The randomness is an input, not drawn inside: the trainer draws ``u`` (uniforms in [0, 1),
 ``[views, B, PARAMS]``) from its per-step generator, so eager and compiled steps see the same
@@ -78,14 +78,15 @@ def affine(x: Tensor, angle: Tensor, scale: Tensor, background: float) -> Tensor
 
 
 def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_range: OutputRange,
-                 p: Tensor | float = 1.0) -> Tensor:
+                 p: Tensor | float = 1.0, background: float = 0.0) -> Tensor:
     """Apply ``policy`` to ``x`` [B, C, H, W] with per-sample parameters ``u`` [B, PARAMS].
 
     Each transform is applied to a sample with probability ``p`` (a float or a 0-d tensor:
-    ADA-style adaptive strength); differentiable with respect to ``x``.
+    ADA-style adaptive strength); differentiable with respect to ``x``. Pixels shifted or cut
+    in take the ``background`` gray (in [0, 1], mapped to the range).
     """
     lo, hi = output_range.bounds
-    background = lo
+    background = lo + background * (hi - lo)
     B, _, H, W = x.shape
     for t in policy:
         on_u, a, b = _columns(u, t)
@@ -113,12 +114,13 @@ def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_ran
 class Augment:
     """The run's augmentation: a policy, the data range and a probability (or None: off)."""
 
-    def __init__(self, policy: tuple[Transform, ...], output_range: OutputRange):
-        self.policy, self.output_range = policy, output_range
+    def __init__(self, policy: tuple[Transform, ...], output_range: OutputRange,
+                 background: float = 0.0):
+        self.policy, self.output_range, self.background = policy, output_range, background
 
     def draw(self, batch: int, device, generator: torch.Generator) -> Tensor:
         """Uniforms for one phase: ``[VIEWS, batch, PARAMS]``."""
         return torch.rand(VIEWS, batch, PARAMS, device=device, generator=generator)
 
     def __call__(self, x: Tensor, u: Tensor, p: Tensor | float = 1.0) -> Tensor:
-        return diff_augment(x, u, self.policy, self.output_range, p)
+        return diff_augment(x, u, self.policy, self.output_range, p, self.background)

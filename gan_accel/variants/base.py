@@ -73,11 +73,17 @@ class Variant(nn.Module, ABC):
             self.G = FixedBatchGenerator(self.G, self.vbn_batch_latent())
         self.D = self.build_discriminator()
         policy = parse_policy(cfg.augment)
-        self.augment = Augment(policy, self.output_range) if policy else None
+        self.augment = Augment(policy, self.output_range, self.background) if policy else None
         self.hist = None
         if cfg.historical_averaging > 0:
             self.hist = nn.ModuleDict({"G": HistoricalAverage(self.G),
                                        "D": HistoricalAverage(self.D)})
+
+    @property
+    def background(self) -> float:
+        """The data's background gray in [0, 1] (augmentation fills with it); 0 = black for
+        configs that predate the field."""
+        return self.cfg.background if self.cfg.background is not None else 0.0
 
     # -- architecture ----------------------------------------------------------------------
     def latent_spec(self) -> LatentSpec:

@@ -130,7 +130,7 @@ class InfoGAN(Variant):
 
     @functools.cached_property
     def cluster_augment(self) -> Augment:
-        return Augment(CLUSTER_TRANSFORMS, self.output_range)
+        return Augment(CLUSTER_TRANSFORMS, self.output_range, self.background)
 
     def draw_augmentation(self, batch: int, device,
                           generator: torch.Generator) -> torch.Tensor | None:

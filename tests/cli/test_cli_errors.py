@@ -42,7 +42,7 @@ TRAIN_CASES = [
     (["--epochs", "-1"], "--epochs must be >= 1"),
     (["--lr-g", "0"], "--lr-g must be > 0"),
     (["--real-label", "1.5"], "--real-label must be <= 1"),
-    (["--dataset", "cifar"], "invalid choice"),
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["--epochs", "many"], "invalid int value"),
     (["--no-such-flag"], "unrecognized arguments"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/dir"], "not a directory"),
