@@ -125,6 +125,12 @@ class TrainConfig:
                                           "code entropy (confident codes)", min=0.0)
     info_cluster_balance: float = _opt(1.0, "InfoGAN clustering term: weight of the batch-mean "
                                        "code entropy (every code used)", min=0.0)
+    info_cluster_stroke: float = _opt(0.0, "InfoGAN clustering term: the moved copy's strokes "
+                                      "also thickened or thinned, up to this share of a 3x3 "
+                                      "dilation or erosion (0: off)", min=0.0, max=1.0)
+    info_cluster_shear: float = _opt(0.0, "InfoGAN clustering term: the moved copy also "
+                                     "slanted by a horizontal shear of up to this factor "
+                                     "(0: off)", min=0.0, max=1.0)
     info_mode_seeking: float = _opt(0.0, "InfoGAN: weight of a mode-seeking term in G's loss: "
                                     "pairs with one code and different z must differ (0: off)",
                                     min=0.0)

@@ -29,7 +29,7 @@ from ..latent import LatentSpec
 from ..models.dcgan import DCGANDiscriminator
 from ..models.infogan import CodeEncoder, InfoGANDiscriminator, InfoGANGenerator, InfoHeads
 from ..ops import TORCH_OPS, Ops
-from .augment import Augment
+from .augment import PARAMS, VIEWS, Augment, shear, stroke_width
 from .base import Batch, Logs, Phase, Variant
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # the transforms a real digit's code must survive in the clustering term, and the draw used
 CLUSTER_TRANSFORMS = (Transform.TRANSLATION, Transform.AFFINE)
 CLUSTER_VIEW = 2
+# the clustering copy's own draws, appended to the view's columns: stroke width, shear
+STROKE_COLUMN, SHEAR_COLUMN = PARAMS, PARAMS + 1
 
 
 def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -192,14 +194,33 @@ class InfoGAN(Variant):
 
     def draw_augmentation(self, batch: int, device,
                           generator: torch.Generator) -> torch.Tensor | None:
-        if self.cfg.info_cluster_weight > 0 and self.augment is None:
-            return self.cluster_augment.draw(batch, device, generator)
-        return super().draw_augmentation(batch, device, generator)
+        """The augmentation draws, with the clustering term's when it is on: its moved copy
+        uses view ``CLUSTER_VIEW``, with two appended columns (stroke width, shear) when
+        ``--info-cluster-stroke`` or ``--info-cluster-shear`` is on."""
+        cfg = self.cfg
+        if cfg.info_cluster_weight > 0 and self.augment is None:
+            u = self.cluster_augment.draw(batch, device, generator)
+        else:
+            u = super().draw_augmentation(batch, device, generator)
+        if cfg.info_cluster_weight > 0 and (cfg.info_cluster_stroke or cfg.info_cluster_shear):
+            extra = torch.rand(VIEWS, batch, 2, device=device, generator=generator)
+            u = torch.cat([u, extra], dim=2)  # [VIEWS, B, PARAMS + 2]
+        return u
 
     def cluster_terms(self, cat_logits: torch.Tensor, b: Batch) -> tuple[torch.Tensor, Logs]:
         """:func:`clustering_loss` of Q's categorical logits on ``b.real`` and on a randomly
-        shifted, rotated and scaled copy of it."""
-        moved = self.cluster_augment(b.real, b.aug[CLUSTER_VIEW])
+        shifted, rotated and scaled copy of it, also slanted (``--info-cluster-shear``) and
+        with its strokes thickened or thinned (``--info-cluster-stroke``): a digit's class
+        survives every one of these, its writer's hand does not."""
+        cfg = self.cfg
+        u = b.aug[CLUSTER_VIEW]  # [B, PARAMS (+ 2)]
+        moved = self.cluster_augment(b.real, u)
+        if cfg.info_cluster_shear > 0:
+            lo, hi = self.output_range.bounds
+            fill = lo + self.background * (hi - lo)
+            moved = shear(moved, (2 * u[:, SHEAR_COLUMN] - 1) * cfg.info_cluster_shear, fill)
+        if cfg.info_cluster_stroke > 0:
+            moved = stroke_width(moved, (2 * u[:, STROKE_COLUMN] - 1) * cfg.info_cluster_stroke)
         return clustering_loss(cat_logits, self.q_heads(moved).cat_logits,
                                self.cfg.info_cluster_confidence, self.cfg.info_cluster_balance)
 

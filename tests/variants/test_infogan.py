@@ -311,3 +311,48 @@ def test_mode_seeking_is_a_term_of_the_joint_g_loss():
     base, _ = off.joint_g_loss(pb)  # the same fakes without the term
     ms, _ = mode_seeking_loss(v.G(**pb.latent), pb.latent["z"])
     torch.testing.assert_close(loss, base + 2.0 * ms)
+
+
+def test_stroke_width_dilates_or_erodes_by_the_amount():
+    from gan_accel.variants.augment import stroke_width
+
+    dot = torch.zeros(1, 1, 7, 7)
+    dot[0, 0, 3, 3] = 1.0
+    block = torch.zeros(1, 1, 7, 7)
+    block[0, 0, 2:5, 2:5] = 1.0
+    torch.testing.assert_close(stroke_width(dot, torch.tensor([1.0])), block)  # thicker
+    torch.testing.assert_close(stroke_width(block, torch.tensor([-1.0])), dot)  # thinner
+    torch.testing.assert_close(stroke_width(block, torch.tensor([0.0])), block)
+    torch.testing.assert_close(stroke_width(dot, torch.tensor([0.5])), 0.5 * (dot + block))
+
+
+def test_cluster_stroke_moves_the_strokes_of_the_clustering_copy():
+    from gan_accel.variants.augment import PARAMS
+
+    v = make(info_cluster_weight=1.0, info_cluster_stroke=1.0).eval()
+    off = make(info_cluster_weight=1.0).eval()
+    gen = torch.Generator().manual_seed(3)
+    u = v.draw_augmentation(16, "cpu", gen)
+    assert u.shape[-1] == PARAMS + 2
+    assert off.draw_augmentation(16, "cpu", gen).shape[-1] == PARAMS
+    b = batch(v)._replace(aug=u)
+    logits = v.D.heads(b.real).cat_logits
+    _, with_stroke = v.cluster_terms(logits, b)
+    _, without = off.cluster_terms(logits, b._replace(aug=u[..., :PARAMS]))
+    assert float(with_stroke["cluster_consistency"]) != float(without["cluster_consistency"])
+    u[..., PARAMS] = 0.5  # amount 0: the copy is the affine one alone
+    _, neutral = v.cluster_terms(logits, b._replace(aug=u))
+    torch.testing.assert_close(neutral["cluster_consistency"], without["cluster_consistency"])
+
+
+def test_shear_slants_about_the_centre_and_fills_the_background():
+    from gan_accel.variants.augment import shear
+
+    bar = -torch.ones(1, 1, 9, 9)  # a vertical bar on the [-1, 1] range's background
+    bar[0, 0, :, 4] = 1.0
+    torch.testing.assert_close(shear(bar, torch.tensor([0.0]), -1.0), bar)
+    slanted = shear(bar, torch.tensor([2 / 9 * 4]), -1.0)[0, 0]  # 4 px over the height
+    assert float(slanted[4, 4]) == pytest.approx(1.0)  # the centre stays
+    top, bottom = slanted[0].argmax(), slanted[8].argmax()
+    assert int(top) != 4 and int(bottom) != 4 and int(top) + int(bottom) == 8  # opposite ways
+    assert float(slanted.min()) >= -1.0 - 1e-6  # nothing darker than the background came in
