@@ -104,8 +104,7 @@ class TrainConfig:
     gp_lambda: float = _opt(10.0, "WGAN-GP gradient penalty weight", min=0.0)
     info_cont_loss: str = _opt("mse", "InfoGAN continuous-code loss: 3-head MSE or 4-head "
                                "Gaussian NLL", choices=("mse", "nll"))
-    info_lr: float = _opt(1e-4, "InfoGAN info-loss learning rate (G + D); with --info-q "
-                          "encoder and --info-phase joint, the Q encoder's", min=0.0,
+    info_lr: float = _opt(1e-4, "InfoGAN info-loss learning rate (G + D)", min=0.0,
                           exclusive=True)
     info_cont_weight: float = _opt(0.1, "InfoGAN continuous-code loss weight", min=0.0)
     info_cat_weight: float = _opt(1.0, "InfoGAN categorical-code loss weight", min=0.0)
@@ -120,12 +119,8 @@ class TrainConfig:
                           "fc: the paper's FC(128) + BN + LeakyReLU layer before them",
                           choices=("conv", "fc"))
     info_q: str = _opt("shared", "InfoGAN Q: heads on D's trunk (the seed), or encoder: its own "
-                       "network and optimizer, so Q's terms never move D",
+                       "network, trained with G, so Q's terms never move D",
                        choices=("shared", "encoder"))
-    info_q_fake_weight: float = _opt(1.0, "InfoGAN --info-q encoder: weight of the information "
-                                     "term in Q's own loss (0: Q learns the code from real "
-                                     "images alone; G still maximises the term through Q)",
-                                     min=0.0)
     info_cluster_confidence: float = _opt(1.0, "InfoGAN clustering term: weight of each image's "
                                           "code entropy (confident codes)", min=0.0)
     info_cluster_balance: float = _opt(1.0, "InfoGAN clustering term: weight of the batch-mean "

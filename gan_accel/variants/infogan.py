@@ -273,8 +273,8 @@ class InfoGAN(Variant):
                       "d_fake": q.logit.detach().mean()}
 
     def joint_g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        """min over G of the adversarial G loss - I(c; G(z, c)), plus the mode-seeking term
-        when on (a separate Q encoder only reads G's fakes here: it learns in its own phase)."""
+        """min over G of the adversarial G loss - I(c; G(z, c)); with a separate Q encoder
+        also over Q, with Q's terms on real images; plus the mode-seeking term when on."""
         if self.cfg.info_mode_seeking:
             b = b._replace(latent=paired_codes(b.latent))
         fake = self.generate(b.latent)
@@ -288,34 +288,27 @@ class InfoGAN(Variant):
             ms, ratio = mode_seeking_loss(fake, b.latent["z"])
             loss = loss + self.cfg.info_mode_seeking * ms
             out["z_effect"] = ratio.detach()
+        if self.Q is not None:
+            loss, logs = self.real_code_terms(loss, logs, b)
+            out.update({k: v for k, v in logs.items() if k.startswith("cluster_")})
+            out["info_cat_acc"] = logs["info_cat_acc"]
         return loss, {**out, "loss_g": loss.detach()}
-
-    def encoder_q_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        """The Q encoder's own phase: the information term on fresh fakes (weight
-        ``--info-q-fake-weight``; G is fixed here) and Q's terms on real images."""
-        with torch.no_grad():
-            fake = self.generate(b.latent)
-        info, logs = self.info_terms(self.Q.heads(self.augmented(fake, b, 0)), b)
-        loss, logs = self.real_code_terms(self.cfg.info_q_fake_weight * info, logs, b)
-        return loss, {**logs, "loss_q": loss.detach()}
 
     def phases(self) -> list[Phase]:
         """D, G, then the info phase over G + D (the seed's third Adam); with
-        ``--info-phase joint`` only D and G, each with the information term, and with
-        ``--info-q encoder`` Q's own phase after them."""
+        ``--info-phase joint`` only D and G, each with the information term."""
         cfg = self.cfg
         if cfg.info_phase == "joint":
             if cfg.feature_matching or cfg.historical_averaging:
                 raise UserError("--info-phase joint computes InfoGAN's own D and G losses; "
                                 "drop --feature-matching / --historical-averaging")
-            phases = [Phase("D", self.joint_d_loss, list(self.D.parameters()), cfg.lr_d, 1,
-                            self.after_d),
-                      Phase("G", self.joint_g_loss, list(self.G.parameters()), cfg.lr_g,
-                            cfg.n_critic, self.after_g)]
-            if self.Q is not None:  # its own Adam: the G phase's gradients on Q are dropped
-                phases.append(Phase("Q", self.encoder_q_loss, list(self.Q.parameters()),
-                                    cfg.info_lr))
-            return phases
+            g_params = list(self.G.parameters())
+            if self.Q is not None:  # the encoder learns with G, as ClusterGAN's does
+                g_params += list(self.Q.parameters())
+            return [Phase("D", self.joint_d_loss, list(self.D.parameters()), cfg.lr_d, 1,
+                          self.after_d),
+                    Phase("G", self.joint_g_loss, g_params, cfg.lr_g, cfg.n_critic,
+                          self.after_g)]
         if cfg.info_mode_seeking:
             raise UserError("--info-mode-seeking is a term of the joint G loss; add "
                             "--info-phase joint or drop it")
