@@ -13,9 +13,8 @@ Options:
   within its digit class in the batch, mapped to (-1, 1) like cc[0] ~ U(-1, 1). The info loss
   already makes Q_cont[0](G(z, c)) recover cc[0], so G must draw cc[0] as that thickness
   quantile: low cc[0] thin strokes, high cc[0] thick ones. cc[1] stays unsupervised.
-* ``info_q="encoder"``: Q as its own network (:class:`CodeEncoder`) in its own phase at
-  ``info_lr``, D the plain DCGAN critic, so Q's terms never move D; ``info_q_fake_weight``
-  scales the information term in Q's loss.
+* ``info_q="encoder"``: Q as its own network (:class:`CodeEncoder`), trained with G (G's
+  phase and optimizer), D the plain DCGAN critic, so Q's terms never move D.
 * ``info_cluster_confidence`` / ``info_cluster_balance``: the clustering term's entropy
   weights; ``info_cluster_stroke`` / ``info_cluster_shear``: its moved copy's stroke width
   and slant also change.
