@@ -118,6 +118,22 @@ class TrainConfig:
     info_head: str = _opt("conv", "InfoGAN Q head: the seed's 4x4 conv heads on D's trunk, or "
                           "fc: the paper's FC(128) + BN + LeakyReLU layer before them",
                           choices=("conv", "fc"))
+    info_q: str = _opt("shared", "InfoGAN Q: heads on D's trunk (the seed), or encoder: its own "
+                       "network, trained with G, so Q's terms never move D",
+                       choices=("shared", "encoder"))
+    info_cluster_confidence: float = _opt(1.0, "InfoGAN clustering term: weight of each image's "
+                                          "code entropy (confident codes)", min=0.0)
+    info_cluster_balance: float = _opt(1.0, "InfoGAN clustering term: weight of the batch-mean "
+                                       "code entropy (every code used)", min=0.0)
+    info_cluster_stroke: float = _opt(0.0, "InfoGAN clustering term: the moved copy's strokes "
+                                      "also thickened or thinned, up to this share of a 3x3 "
+                                      "dilation or erosion (0: off)", min=0.0, max=1.0)
+    info_cluster_shear: float = _opt(0.0, "InfoGAN clustering term: the moved copy also "
+                                     "slanted by a horizontal shear of up to this factor "
+                                     "(0: off)", min=0.0, max=1.0)
+    info_mode_seeking: float = _opt(0.0, "InfoGAN: weight of a mode-seeking term in G's loss: "
+                                    "pairs with one code and different z must differ (0: off)",
+                                    min=0.0)
     supervised_code: bool = _opt(False, "InfoGAN: real labels train the categorical head")
     thickness_guidance: bool = _opt(False, "InfoGAN: tie cc[0] to stroke thickness")
     began_gamma: float = _opt(0.5, "BEGAN diversity ratio gamma", min=0.0, max=1.0)

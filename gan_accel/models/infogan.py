@@ -35,7 +35,7 @@ class InfoGANGenerator(nn.Module):
 
 
 class InfoHeads(NamedTuple):
-    logit: torch.Tensor  # [B] real/fake logit
+    logit: torch.Tensor | None  # [B] real/fake logit (None from a separate Q encoder)
     cat_logits: torch.Tensor  # [B, cat_dim] categorical-code logits
     cont_mu: torch.Tensor  # [B, cont_dim] continuous-code estimate (mean)
     cont_logvar: torch.Tensor | None  # [B, cont_dim] its log-variance (4-head model only)
@@ -76,3 +76,28 @@ class InfoGANDiscriminator(nn.Module):
         logvar = self.q_logvar(q).flatten(1) if self.q_logvar is not None else None
         return InfoHeads(self.head(h).flatten(), self.q_cat(q).flatten(1),
                          self.q_mu(q).flatten(1), logvar)
+
+
+class CodeEncoder(nn.Module):
+    """Q as its own network (as ClusterGAN's encoder): ``heads(x)`` -> :class:`InfoHeads`
+    with ``logit`` None. The DCGAN trunk without spectral norm (Q is not a critic) and the
+    seed's conv heads on its ``[B, 8 ndf, 4, 4]`` output: 164,748 parameters at ndf 16 with
+    the seed's two continuous codes (168,846 with the log-variance head).
+
+    Sharing D's trunk, every term that teaches Q also moves D; with its own trunk, Q's terms
+    (the information term, the clustering of real images) leave the critic alone.
+    """
+
+    def __init__(self, ndf: int = 16, batch_norm: bool = True, cat_dim: int = 10,
+                 cont_dim: int = 2, logvar_head: bool = False):
+        super().__init__()
+        c = ndf * 8
+        self.trunk = dcgan_trunk(ndf, batch_norm)  # [B, 128, 4, 4]
+        self.q_cat = nn.Conv2d(c, cat_dim, 4, 1, 0)
+        self.q_mu = nn.Conv2d(c, cont_dim, 4, 1, 0)
+        self.q_logvar = nn.Conv2d(c, cont_dim, 4, 1, 0) if logvar_head else None
+
+    def heads(self, x: torch.Tensor) -> InfoHeads:
+        h = self.trunk(x)
+        logvar = self.q_logvar(h).flatten(1) if self.q_logvar is not None else None
+        return InfoHeads(None, self.q_cat(h).flatten(1), self.q_mu(h).flatten(1), logvar)

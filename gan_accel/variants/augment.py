@@ -77,6 +77,27 @@ def affine(x: Tensor, angle: Tensor, scale: Tensor, background: float) -> Tensor
                          align_corners=False) + background
 
 
+def shear(x: Tensor, factor: Tensor, background: float) -> Tensor:
+    """Slant each image by a horizontal shear ``x' = x + factor * y`` about its centre
+    (``factor`` [B]; bilinear; pixels from outside the image are the background)."""
+    one, zero = torch.ones_like(factor), torch.zeros_like(factor)
+    theta = torch.stack([torch.stack([one, factor, zero], 1),
+                         torch.stack([zero, one, zero], 1)], 1)  # [B, 2, 3], the inverse map
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False) + background
+
+
+def stroke_width(x: Tensor, amount: Tensor) -> Tensor:
+    """Thicken (``amount`` > 0) or thin (< 0) bright strokes on a dark background: each image
+    of ``x`` [B, C, H, W] moves ``|amount|`` [B] (at most 1) of the way to its 3x3 dilation
+    (max) or erosion (min). Differentiable with respect to ``x``."""
+    a = amount.view(-1, 1, 1, 1)
+    dilated = F.max_pool2d(x, 3, 1, 1)
+    eroded = -F.max_pool2d(-x, 3, 1, 1)
+    return torch.where(a > 0, x + a * (dilated - x), x - a * (eroded - x))
+
+
 def diff_augment(x: Tensor, u: Tensor, policy: tuple[Transform, ...], output_range: OutputRange,
                  p: Tensor | float = 1.0, background: float = 0.0) -> Tensor:
     """Apply ``policy`` to ``x`` [B, C, H, W] with per-sample parameters ``u`` [B, PARAMS].

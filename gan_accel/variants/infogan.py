@@ -13,9 +13,20 @@ Options:
   within its digit class in the batch, mapped to (-1, 1) like cc[0] ~ U(-1, 1). The info loss
   already makes Q_cont[0](G(z, c)) recover cc[0], so G must draw cc[0] as that thickness
   quantile: low cc[0] thin strokes, high cc[0] thick ones. cc[1] stays unsupervised.
+* ``info_q="encoder"``: Q as its own network (:class:`CodeEncoder`), trained with G (G's
+  phase and optimizer), D the plain DCGAN critic, so Q's terms never move D.
+* ``info_cluster_confidence`` / ``info_cluster_balance``: the clustering term's entropy
+  weights; ``info_cluster_stroke`` / ``info_cluster_shear``: its moved copy's stroke width
+  and slant also change.
+* ``info_mode_seeking``: pairs of one code and different z must differ (joint phase only).
+
+Measured settings and run history: docs/recipes.md.
 """
 
+from __future__ import annotations
+
 import functools
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +34,20 @@ import torch.nn.functional as F
 from ..augment_policy import Transform
 from ..errors import UserError
 from ..latent import LatentSpec
-from ..models.infogan import InfoGANDiscriminator, InfoGANGenerator
-from .augment import Augment
+from ..models.dcgan import DCGANDiscriminator
+from ..models.infogan import CodeEncoder, InfoGANDiscriminator, InfoGANGenerator, InfoHeads
+from ..ops import TORCH_OPS, Ops
+from .augment import PARAMS, VIEWS, Augment, shear, stroke_width
 from .base import Batch, Logs, Phase, Variant
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 # the transforms a real digit's code must survive in the clustering term, and the draw used
 CLUSTER_TRANSFORMS = (Transform.TRANSLATION, Transform.AFFINE)
 CLUSTER_VIEW = 2
+# the clustering copy's own draws, appended to the view's columns: stroke width, shear
+STROKE_COLUMN, SHEAR_COLUMN = PARAMS, PARAMS + 1
 
 
 def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,14 +59,15 @@ def thickness_quantile(images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return (2 * below + 1) / count - 1
 
 
-def clustering_loss(logits: torch.Tensor, moved_logits: torch.Tensor
-                    ) -> tuple[torch.Tensor, Logs]:
+def clustering_loss(logits: torch.Tensor, moved_logits: torch.Tensor, confidence: float = 1.0,
+                    balance_weight: float = 1.0) -> tuple[torch.Tensor, Logs]:
     """Q as a clustering of real images (the IMSAT objective), from its code logits [B, cat]
     and its logits on transformed copies of the same images.
 
-    Minimises each image's code entropy (confident codes), maximises the entropy of the
-    batch-average code (every code used), and keeps each image's code when it is moved:
-    ``KL(p || q)`` with the untransformed prediction ``p`` as the target.
+    Minimises each image's code entropy (confident codes, weight ``confidence``), maximises
+    the entropy of the batch-average code (every code used, weight ``balance_weight``), and
+    keeps each image's code when it is moved: ``KL(p || q)`` with the untransformed
+    prediction ``p`` as the target.
     """
     p = F.softmax(logits, dim=1)
     logp = F.log_softmax(logits, dim=1)
@@ -57,9 +76,28 @@ def clustering_loss(logits: torch.Tensor, moved_logits: torch.Tensor
     balance = -(marginal * torch.log(marginal.clamp_min(1e-12))).sum()
     logq = F.log_softmax(moved_logits, dim=1)
     consistency = (p.detach() * (logp.detach() - logq)).sum(1).mean()
-    loss = per_image - balance + consistency
+    loss = confidence * per_image - balance_weight * balance + consistency
     return loss, {"cluster_entropy": per_image.detach(), "cluster_balance": balance.detach(),
                   "cluster_consistency": consistency.detach()}
+
+
+def paired_codes(latent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The latent with its second half's codes replaced by its first half's: row ``i`` and
+    row ``i + B // 2`` share every code and differ only in z (an odd last row keeps its own).
+    """
+    codes = latent["codes"]
+    h = codes.shape[0] // 2
+    paired = torch.cat([codes[:h], codes[:h], codes[2 * h:]])
+    return {**latent, "codes": paired}
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mode-seeking term (Mao et al. 2019) on :func:`paired_codes` fakes: ``1 / (r + eps)``
+    with ``r = mean |G(z1, c) - G(z2, c)| / mean |z1 - z2|``, so a G that ignores z pays for
+    it. Returns (loss, r)."""
+    h = fake.shape[0] // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1.0 / (ratio + 1e-5), ratio
 
 
 class InfoGAN(Variant):
@@ -93,13 +131,43 @@ class InfoGAN(Variant):
         return InfoGANGenerator(self.latent.z_dim, self.cat_dim + self.cont_dim, self.cfg.ngf,
                                 self.output_range)
 
+    def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
+        super().__init__(cfg, ops)
+        self.Q = None  # built after G and D, so their initial weights do not depend on it
+        if cfg.info_q == "encoder":
+            self.Q = CodeEncoder(cfg.ndf, cfg.d_batch_norm, self.cat_dim, self.cont_dim,
+                                 logvar_head=cfg.info_cont_loss == "nll")
+
     def build_discriminator(self):
+        if self.cfg.info_q == "encoder":  # Q has its own network: D is the DCGAN critic
+            return DCGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn,
+                                      self.cfg.minibatch_disc)
         if self.cfg.minibatch_disc:
             raise UserError("infogan's D heads are convolutions and take no minibatch-"
                             "discrimination layer; drop --minibatch-disc")
         return InfoGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn, self.cat_dim,
                                     self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll",
                                     q_hidden=128 if self.cfg.info_head == "fc" else 0)
+
+    # -- Q -----------------------------------------------------------------------------------
+    def q_heads(self, x: torch.Tensor) -> InfoHeads:
+        """Q's outputs on ``x``: its own encoder's, or the heads on D's trunk (with D's logit)."""
+        return self.Q.heads(x) if self.Q is not None else self.D.heads(x)
+
+    def q_params(self) -> list[torch.nn.Parameter]:
+        """What Q's terms train besides G: the encoder, or D (whose trunk Q shares)."""
+        return list((self.Q if self.Q is not None else self.D).parameters())
+
+    def predict_code(self, x: torch.Tensor) -> torch.Tensor:
+        """Categorical-code logits ``[B, cat_dim]`` of images ``x`` (the evaluator's hook), with
+        Q's BatchNorm in eval mode."""
+        net = self.Q if self.Q is not None else self.D
+        was_training = net.training
+        net.eval()
+        try:
+            return self.q_heads(x).cat_logits
+        finally:
+            net.train(was_training)
 
     # -- the info phase --------------------------------------------------------------------
     def cont_loss(self, mu: torch.Tensor, logvar: torch.Tensor | None,
@@ -124,7 +192,7 @@ class InfoGAN(Variant):
 
     def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         """The seed's third phase: the information terms on fresh fakes, for G + D."""
-        q = self.D.heads(self.augmented(self.generate(b.latent), b, 0))
+        q = self.q_heads(self.augmented(self.generate(b.latent), b, 0))
         loss, logs = self.info_terms(q, b)
         return self.real_code_terms(loss, logs, b)
 
@@ -134,15 +202,35 @@ class InfoGAN(Variant):
 
     def draw_augmentation(self, batch: int, device,
                           generator: torch.Generator) -> torch.Tensor | None:
-        if self.cfg.info_cluster_weight > 0 and self.augment is None:
-            return self.cluster_augment.draw(batch, device, generator)
-        return super().draw_augmentation(batch, device, generator)
+        """The augmentation draws, with the clustering term's when it is on: its moved copy
+        uses view ``CLUSTER_VIEW``, with two appended columns (stroke width, shear) when
+        ``--info-cluster-stroke`` or ``--info-cluster-shear`` is on."""
+        cfg = self.cfg
+        if cfg.info_cluster_weight > 0 and self.augment is None:
+            u = self.cluster_augment.draw(batch, device, generator)
+        else:
+            u = super().draw_augmentation(batch, device, generator)
+        if cfg.info_cluster_weight > 0 and (cfg.info_cluster_stroke or cfg.info_cluster_shear):
+            extra = torch.rand(VIEWS, batch, 2, device=device, generator=generator)
+            u = torch.cat([u, extra], dim=2)  # [VIEWS, B, PARAMS + 2]
+        return u
 
     def cluster_terms(self, cat_logits: torch.Tensor, b: Batch) -> tuple[torch.Tensor, Logs]:
         """:func:`clustering_loss` of Q's categorical logits on ``b.real`` and on a randomly
-        shifted, rotated and scaled copy of it."""
-        moved = self.cluster_augment(b.real, b.aug[CLUSTER_VIEW])
-        return clustering_loss(cat_logits, self.D.heads(moved).cat_logits)
+        shifted, rotated and scaled copy of it, also slanted (``--info-cluster-shear``) and
+        with its strokes thickened or thinned (``--info-cluster-stroke``): a digit's class
+        survives every one of these, its writer's hand does not."""
+        cfg = self.cfg
+        u = b.aug[CLUSTER_VIEW]  # [B, PARAMS (+ 2)]
+        moved = self.cluster_augment(b.real, u)
+        if cfg.info_cluster_shear > 0:
+            lo, hi = self.output_range.bounds
+            fill = lo + self.background * (hi - lo)
+            moved = shear(moved, (2 * u[:, SHEAR_COLUMN] - 1) * cfg.info_cluster_shear, fill)
+        if cfg.info_cluster_stroke > 0:
+            moved = stroke_width(moved, (2 * u[:, STROKE_COLUMN] - 1) * cfg.info_cluster_stroke)
+        return clustering_loss(cat_logits, self.q_heads(moved).cat_logits,
+                               self.cfg.info_cluster_confidence, self.cfg.info_cluster_balance)
 
     def real_code_terms(self, loss: torch.Tensor, logs: Logs, b: Batch):
         """Q's terms on real images: ``--supervised-code``, ``--thickness-guidance``,
@@ -150,7 +238,7 @@ class InfoGAN(Variant):
         w = self.cfg.info_cont_weight
         cfg = self.cfg
         if cfg.supervised_code or cfg.thickness_guidance or cfg.info_cluster_weight:
-            qr = self.D.heads(self.augmented(b.real, b, 1))
+            qr = self.q_heads(self.augmented(b.real, b, 1))
             if cfg.info_cluster_weight:
                 cluster, clogs = self.cluster_terms(qr.cat_logits, b)
                 loss = loss + cfg.info_cluster_weight * cluster
@@ -169,7 +257,10 @@ class InfoGAN(Variant):
 
     # -- the paper's set-up: the information term in the D and G losses ------------------
     def joint_d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        """min over D and Q of the adversarial D loss - I(c; G(z, c)) (its surrogate)."""
+        """min over D and Q of the adversarial D loss - I(c; G(z, c)) (its surrogate); with
+        a separate Q encoder the D phase is D's alone (Q trains with G)."""
+        if self.Q is not None:
+            return self.d_loss(b)
         with torch.no_grad():
             fake = self.generate(b.latent)
         real_logit = self.critic(self.augmented(b.real, b, 0), b.labels)
@@ -181,11 +272,26 @@ class InfoGAN(Variant):
                       "d_fake": q.logit.detach().mean()}
 
     def joint_g_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
-        """min over G of the adversarial G loss - I(c; G(z, c))."""
-        q = self.D.heads(self.augmented(self.generate(b.latent), b, 0))
+        """min over G of the adversarial G loss - I(c; G(z, c)); with a separate Q encoder
+        also over Q, with Q's terms on real images; plus the mode-seeking term when on."""
+        if self.cfg.info_mode_seeking:
+            b = b._replace(latent=paired_codes(b.latent))
+        fake = self.generate(b.latent)
+        seen = self.augmented(fake, b, 0)
+        q = self.q_heads(seen)
+        logit = q.logit if self.Q is None else self.critic(seen, None)
         info, logs = self.info_terms(q, b)
-        loss = self.adversarial_g(q.logit) + info
-        return loss, {"loss_g": loss.detach(), "info_g": info.detach()}
+        loss = self.adversarial_g(logit) + info
+        out = {"loss_g": loss.detach(), "info_g": info.detach()}
+        if self.cfg.info_mode_seeking:
+            ms, ratio = mode_seeking_loss(fake, b.latent["z"])
+            loss = loss + self.cfg.info_mode_seeking * ms
+            out["z_effect"] = ratio.detach()
+        if self.Q is not None:
+            loss, logs = self.real_code_terms(loss, logs, b)
+            out.update({k: v for k, v in logs.items() if k.startswith("cluster_")})
+            out["info_cat_acc"] = logs["info_cat_acc"]
+        return loss, {**out, "loss_g": loss.detach()}
 
     def phases(self) -> list[Phase]:
         """D, G, then the info phase over G + D (the seed's third Adam); with
@@ -195,11 +301,17 @@ class InfoGAN(Variant):
             if cfg.feature_matching or cfg.historical_averaging:
                 raise UserError("--info-phase joint computes InfoGAN's own D and G losses; "
                                 "drop --feature-matching / --historical-averaging")
+            g_params = list(self.G.parameters())
+            if self.Q is not None:  # the encoder learns with G, as ClusterGAN's does
+                g_params += list(self.Q.parameters())
             return [Phase("D", self.joint_d_loss, list(self.D.parameters()), cfg.lr_d, 1,
                           self.after_d),
-                    Phase("G", self.joint_g_loss, list(self.G.parameters()), cfg.lr_g,
-                          cfg.n_critic, self.after_g)]
-        params = list(self.G.parameters()) + list(self.D.parameters())
+                    Phase("G", self.joint_g_loss, g_params, cfg.lr_g, cfg.n_critic,
+                          self.after_g)]
+        if cfg.info_mode_seeking:
+            raise UserError("--info-mode-seeking is a term of the joint G loss; add "
+                            "--info-phase joint or drop it")
+        params = list(self.G.parameters()) + self.q_params()
         return [*super().phases(), Phase("info", self.info_loss, params, cfg.info_lr)]
 
 

@@ -1,5 +1,6 @@
 """InfoGAN: the seed's exact parameter counts, the info phase, and its two options."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -207,3 +208,151 @@ def test_cluster_term_trains_q_on_real_images():
     loss.backward()
     assert v.D.q_cat.bias.grad.abs().sum() > 0
     assert float(loss) != float(plain)
+
+
+# -- the separate Q encoder, the clustering weights, the mode-seeking term ------------------
+def test_code_encoder_is_built_after_the_seed_nets_so_their_initial_weights_stay():
+    seed, enc = make(), make(info_q="encoder")
+    assert count_params(enc.Q) == 164_748  # the DCGAN trunk without SN + the seed's Q heads
+    assert count_params(enc.D) == 142_208  # D is the DCGAN critic: no Q heads on it
+    assert count_params(make(info_q="encoder", info_cont_loss="nll").Q) == 168_846
+    for k, t in seed.G.state_dict().items():
+        assert torch.equal(enc.G.state_dict()[k], t), k
+    d_enc = enc.D.state_dict()
+    for k, t in seed.D.state_dict().items():
+        if k.startswith(("trunk.", "head.")):
+            assert torch.equal(d_enc[k], t), k
+    assert seed.Q is None and not any(k.startswith("D.q_") for k in d_enc)
+
+
+def test_encoder_q_trains_with_g_and_its_terms_never_reach_d():
+    v = make(info_q="encoder", info_phase="joint", info_cluster_weight=1.0)
+    d_phase, g_phase = v.phases()
+    assert {id(p) for p in d_phase.params} == {id(p) for p in v.D.parameters()}
+    assert {id(p) for p in g_phase.params} == {id(p) for p in [*v.G.parameters(),
+                                                                *v.Q.parameters()]}
+    b = batch(v)
+    b = b._replace(aug=v.draw_augmentation(16, "cpu", torch.Generator().manual_seed(3)))
+    d_loss, _ = d_phase.loss(b)
+    d_loss.backward()
+    assert all(p.grad is None for p in v.Q.parameters())  # the D phase is D's alone
+    v.zero_grad(set_to_none=True)
+    g_loss, logs = g_phase.loss(b)
+    g_loss.backward()
+    assert all(p.grad is not None for p in [*v.G.parameters(), *v.Q.parameters()])
+    assert {"info_g", "cluster_entropy", "cluster_consistency", "info_cat_acc"} <= set(logs)
+    # without the real-image terms the G loss is the adversarial loss + the information term
+    plain = make(info_q="encoder", info_phase="joint").eval()
+    plain.load_state_dict(v.state_dict())
+    q = plain.Q.heads(plain.G(**b.latent))
+    info, _ = plain.info_terms(q, b)
+    adv = plain.adversarial_g(plain.D(plain.G(**b.latent)))
+    torch.testing.assert_close(plain.joint_g_loss(b)[0], adv + info)
+
+
+def test_predict_code_reads_the_encoder_in_eval_mode_and_leaves_its_mode():
+    from gan_accel.evaluation import predict_code
+
+    v = make(info_q="encoder")
+    x = batch(v).real
+    v.Q.train()
+    logits = predict_code(v, x)
+    assert v.Q.training  # restored
+    v.Q.eval()
+    torch.testing.assert_close(logits, v.Q.heads(x).cat_logits)
+    shared = make().eval()
+    torch.testing.assert_close(predict_code(shared, x), shared.D.heads(x).cat_logits)
+
+
+def test_clustering_weights_scale_the_confidence_and_balance_terms():
+    from gan_accel.variants.infogan import clustering_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits, moved = torch.randn(32, 10, generator=gen), torch.randn(32, 10, generator=gen)
+    base, logs = clustering_loss(logits, moved)
+    weighted, _ = clustering_loss(logits, moved, confidence=0.1, balance_weight=0.4)
+    h, bal, cons = logs["cluster_entropy"], logs["cluster_balance"], logs[
+        "cluster_consistency"]
+    torch.testing.assert_close(base, h - bal + cons)
+    torch.testing.assert_close(weighted, 0.1 * h - 0.4 * bal + cons)
+
+
+def test_mode_seeking_pairs_share_codes_and_a_generator_ignoring_z_pays():
+    from gan_accel.variants.infogan import mode_seeking_loss, paired_codes
+
+    v = make()
+    lat = v.latent.sample(9, "cpu", torch.Generator().manual_seed(0))
+    paired = paired_codes(lat)
+    assert torch.equal(paired["codes"][:4], paired["codes"][4:8])
+    assert torch.equal(paired["codes"][8], lat["codes"][8]) and paired["z"] is lat["z"]
+    z = paired["z"]
+    same = torch.zeros(9, 1, 28, 28)  # one image whatever z
+    used = z.mean(1).view(9, 1, 1, 1).expand(9, 1, 28, 28)  # every pixel moves with z
+    loss_same, ratio_same = mode_seeking_loss(same, z)
+    loss_used, ratio_used = mode_seeking_loss(used, z)
+    assert float(ratio_same) == 0 and float(loss_same) > 1e4
+    assert float(ratio_used) > 0 and float(loss_used) < 1e3
+
+
+def test_mode_seeking_is_a_term_of_the_joint_g_loss():
+    from gan_accel.errors import UserError
+
+    with pytest.raises(UserError, match="--info-mode-seeking"):
+        make(info_mode_seeking=1.0).phases()
+    v = make(info_phase="joint", info_mode_seeking=2.0).eval()
+    off = make(info_phase="joint").eval()
+    off.load_state_dict(v.state_dict())
+    b = batch(v)
+    loss, logs = v.joint_g_loss(b)
+    assert "z_effect" in logs
+    from gan_accel.variants.infogan import mode_seeking_loss, paired_codes
+
+    pb = b._replace(latent=paired_codes(b.latent))
+    base, _ = off.joint_g_loss(pb)  # the same fakes without the term
+    ms, _ = mode_seeking_loss(v.G(**pb.latent), pb.latent["z"])
+    torch.testing.assert_close(loss, base + 2.0 * ms)
+
+
+def test_stroke_width_dilates_or_erodes_by_the_amount():
+    from gan_accel.variants.augment import stroke_width
+
+    dot = torch.zeros(1, 1, 7, 7)
+    dot[0, 0, 3, 3] = 1.0
+    block = torch.zeros(1, 1, 7, 7)
+    block[0, 0, 2:5, 2:5] = 1.0
+    torch.testing.assert_close(stroke_width(dot, torch.tensor([1.0])), block)  # thicker
+    torch.testing.assert_close(stroke_width(block, torch.tensor([-1.0])), dot)  # thinner
+    torch.testing.assert_close(stroke_width(block, torch.tensor([0.0])), block)
+    torch.testing.assert_close(stroke_width(dot, torch.tensor([0.5])), 0.5 * (dot + block))
+
+
+def test_cluster_stroke_moves_the_strokes_of_the_clustering_copy():
+    from gan_accel.variants.augment import PARAMS
+
+    v = make(info_cluster_weight=1.0, info_cluster_stroke=1.0).eval()
+    off = make(info_cluster_weight=1.0).eval()
+    gen = torch.Generator().manual_seed(3)
+    u = v.draw_augmentation(16, "cpu", gen)
+    assert u.shape[-1] == PARAMS + 2
+    assert off.draw_augmentation(16, "cpu", gen).shape[-1] == PARAMS
+    b = batch(v)._replace(aug=u)
+    logits = v.D.heads(b.real).cat_logits
+    _, with_stroke = v.cluster_terms(logits, b)
+    _, without = off.cluster_terms(logits, b._replace(aug=u[..., :PARAMS]))
+    assert float(with_stroke["cluster_consistency"]) != float(without["cluster_consistency"])
+    u[..., PARAMS] = 0.5  # amount 0: the copy is the affine one alone
+    _, neutral = v.cluster_terms(logits, b._replace(aug=u))
+    torch.testing.assert_close(neutral["cluster_consistency"], without["cluster_consistency"])
+
+
+def test_shear_slants_about_the_centre_and_fills_the_background():
+    from gan_accel.variants.augment import shear
+
+    bar = -torch.ones(1, 1, 9, 9)  # a vertical bar on the [-1, 1] range's background
+    bar[0, 0, :, 4] = 1.0
+    torch.testing.assert_close(shear(bar, torch.tensor([0.0]), -1.0), bar)
+    slanted = shear(bar, torch.tensor([2 / 9 * 4]), -1.0)[0, 0]  # 4 px over the height
+    assert float(slanted[4, 4]) == pytest.approx(1.0)  # the centre stays
+    top, bottom = slanted[0].argmax(), slanted[8].argmax()
+    assert int(top) != 4 and int(bottom) != 4 and int(top) + int(bottom) == 8  # opposite ways
+    assert float(slanted.min()) >= -1.0 - 1e-6  # nothing darker than the background came in
