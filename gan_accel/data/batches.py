@@ -61,8 +61,14 @@ class BatchIterator:
         order = order[:, self.rank]
         x_device = self.x.device if isinstance(self.x, torch.Tensor) else torch.device("cpu")
         x_order, y_order = order.to(x_device), order.to(self.y.device)
+        gather = self._gather if isinstance(self.x, torch.Tensor) else self.x.__getitem__
         for b in range(start, self.batches_per_epoch):
-            images = self.x[x_order[b]]
+            images = gather(x_order[b])
             if self.transform is not None:
                 images = self.transform(images)
             yield images, self.y[y_order[b]]
+
+    def _gather(self, index: torch.Tensor) -> torch.Tensor:
+        # index_select copies whole rows: on CPU about 5x faster than advanced indexing
+        # (x[index]) of [N, C, H, W] images, which goes through the generic TensorIterator
+        return torch.index_select(self.x, 0, index)
