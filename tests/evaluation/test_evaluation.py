@@ -18,6 +18,7 @@ from gan_accel.evaluation import (
     classifier_path,
     discriminator_metrics,
     evaluate_generator,
+    feature_space_for,
     load_eval_classifier,
     load_real_data,
 )
@@ -39,9 +40,9 @@ def quiet(*_):
 @pytest.fixture(scope="module")
 def mnist5k():
     """(classifier, real data, real features at n=N) for the embedded subset."""
-    clf, meta = load_eval_classifier("mnist-5k")
     real = load_real_data("mnist-5k", probe_train=300, probe_test=200, log=quiet)
-    return clf, real, build_real_features(clf, meta, real, N, kid_subsets=20)
+    space = feature_space_for(real)
+    return space.net, real, build_real_features(space, real, N, kid_subsets=20)
 
 
 def pool_sampler(images_u8: torch.Tensor, labels: torch.Tensor, shift: int = 0):
@@ -176,9 +177,9 @@ def test_discriminator_metrics_infogan_q_head_and_probe(mnist5k):
 
 
 def test_n_beyond_the_real_pool_is_a_user_error(mnist5k):
-    clf, real, _ = mnist5k
+    _, real, ref = mnist5k
     with pytest.raises(UserError, match="2 <= --n <= 2500"):
-        build_real_features(clf, {}, real, 2600)
+        build_real_features(ref.space, real, 2600)
 
 
 # --------------------------------------------------------------------------- training
