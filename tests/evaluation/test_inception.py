@@ -84,6 +84,7 @@ def random_inception_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @needs_fidelity
 def test_inception_fid_runs_offline_from_a_local_file(no_network, random_inception_weights):
     g = torch.Generator().manual_seed(0)
