@@ -85,6 +85,7 @@ def unused(ref, data):
     return data.images[mask], data.labels[mask]
 
 
+@pytest.mark.slow  # with the module fixture's classifier training: over 5 s
 def test_classifier_is_trained_once_on_first_evaluation_and_cached(labelled):
     data, cache, real, space, _, lines = labelled
     digest = dc.data_digest(data)
@@ -104,6 +105,7 @@ def test_classifier_is_trained_once_on_first_evaluation_and_cached(labelled):
     assert torch.equal(space2.extract(x)[0], space.extract(x)[0])
 
 
+@pytest.mark.slow  # with the module fixture's classifier training: over 5 s
 def test_real_images_score_at_the_floors_and_cover_every_class(labelled):
     data, _, _, _, ref, _ = labelled
     images, labels = unused(ref, data)
@@ -120,6 +122,7 @@ def test_real_images_score_at_the_floors_and_cover_every_class(labelled):
     assert "3/3" in table and "precision (k=3)" in table
 
 
+@pytest.mark.slow  # with the module fixture's classifier training: over 5 s
 def test_one_class_and_unbalanced_generators_are_flagged(labelled):
     data, _, _, _, ref, _ = labelled
     images, labels = unused(ref, data)
@@ -137,6 +140,7 @@ def test_one_class_and_unbalanced_generators_are_flagged(labelled):
     assert even["max_share_ratio"] > 2.0 and even["max_share_ratio_class"] == "vbar"
 
 
+@pytest.mark.slow  # with the module fixture's classifier training: over 5 s
 def test_shape_mismatch_is_a_user_error(labelled):
     ref = labelled[4]
     with pytest.raises(UserError, match=r"expected \(150, 3, 32, 32\)"):
@@ -144,6 +148,7 @@ def test_shape_mismatch_is_a_user_error(labelled):
                            real_features=ref)
 
 
+@pytest.mark.slow  # two classifiers trained: over 5 s
 def test_changed_data_gets_a_new_classifier_and_the_stale_one_goes(one_epoch, tmp_path):
     data = shapes_set((40, 40), channels=1, resolution=28, seed=3)
     real = real_data_from_images(data, tmp_path)
@@ -185,6 +190,7 @@ def test_unlabelled_data_is_measured_in_the_random_cnn_space(tmp_path):
         feature_space_for(real, "classifier")
 
 
+@pytest.mark.slow  # with the module fixture's classifier training: over 5 s
 def test_labelled_data_can_be_measured_in_the_random_cnn_space_too(labelled):
     real = labelled[2]
     space = feature_space_for(real, "random-cnn")
@@ -205,6 +211,7 @@ def digit_folder(tmp_path_factory):
     return real_data_from_images(data, cache, probe_train=80, probe_test=28)
 
 
+@pytest.mark.slow  # with the module fixture's classifier and the D probe: over 5 s
 def test_evaluate_variant_on_a_labelled_folder(digit_folder):
     torch.manual_seed(0)
     variant = build_variant(recipe_config("dcgan")).eval()
@@ -228,6 +235,7 @@ def test_evaluate_variant_on_an_unlabelled_folder(tmp_path):
     assert res["fid"] > res["fid_floor"] > 0 and 0 <= res["precision"] <= 1
 
 
+@pytest.mark.slow  # with the module fixture's classifier and the D probe: over 5 s
 def test_training_evaluator_on_a_labelled_folder(digit_folder, tmp_path):
     """The evaluator the trainer calls every --eval-every steps, on a folder's real data."""
     from helpers import tiny_mnist
