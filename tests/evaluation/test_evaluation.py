@@ -372,6 +372,9 @@ def test_quality_bench_quick_writes_json_and_markdown(tmp_path):
     assert 0 <= row["d_probe_accuracy"] <= 1
     table = js.with_suffix(".md").read_text()
     assert "| model |" in table and "| dcgan |" in table
+    header = next(line for line in table.splitlines() if line.startswith("| model |"))
+    assert "| feature space |" in header and "| precision |" in header \
+        and "| coverage |" in header and f"| {row['feature_space']} |" in table
 
 
 def test_quality_targets_rules():
