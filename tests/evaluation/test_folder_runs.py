@@ -186,3 +186,21 @@ def test_training_evaluator_reads_the_folder_from_the_run_config(tmp_path):
     out = evaluator(trainer)
     assert out["feature_space"] == "random-cnn-seed0" and "classes_present" not in out
     assert out["fid"] > out["fid_floor"] > 0
+
+
+def test_train_classifier_ahead_of_time_is_used_by_the_evaluation(tmp_path, capsys):
+    root = write_shapes_folder(tmp_path / "shapes", (30, 20, 20), size=32)
+    argv = ["train-classifier", "--dataset", "folder", "--data-dir", str(root),
+            "--resolution", "32", "--epochs", "1"]
+    assert run_cli(evaluate.main, argv) == 0
+    assert capsys.readouterr().out.count("trained on 56 images") == 1  # 80% of 30, 20, 20
+    lines: list[str] = []
+    real = load_real_data("folder", str(root), log=lines.append, resolution=32)
+    space = feature_space_for(real, log=lines.append)
+    assert not any("training" in line or "trained on" in line for line in lines), lines
+    assert space.meta["command"] == "python -m gan_accel.evaluate " + " ".join(argv)
+    flat = write_shapes_folder(tmp_path / "flat", (10, 10), labelled=False, size=32)
+    code = run_cli(evaluate.main, ["train-classifier", "--dataset", "folder", "--data-dir",
+                                   str(flat)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "has no labels" in err, err
