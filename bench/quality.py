@@ -154,7 +154,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="mnist-5k", choices=DATASETS,
                    help="training data and evaluation classifier (default: mnist-5k)")
     g.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder with the dataset's IDX files")
+                   help="folder with the dataset's IDX files, or the image folder of "
+                        "--dataset folder")
     g.add_argument("--eval-n", type=int, default=None, metavar="N",
                    help="generated images per evaluation, vs as many real ones (default: "
                         "2000; --quick: 200)")
