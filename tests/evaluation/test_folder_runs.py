@@ -6,6 +6,7 @@ trainer calls and the evaluate command on a run trained on the folder."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from gan_accel.cli import evaluate
+from gan_accel.data.emoji import DEBIAN_EMOJI_TEST, DEBIAN_FONT
 from gan_accel.errors import run_cli
 from gan_accel.evaluation import (
     TrainingEvaluator,
@@ -204,3 +206,23 @@ def test_train_classifier_ahead_of_time_is_used_by_the_evaluation(tmp_path, caps
                                    str(flat)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "has no labels" in err, err
+
+
+emoji_installed = pytest.mark.skipif(
+    not os.environ.get("CI") and not (DEBIAN_FONT.is_file() and DEBIAN_EMOJI_TEST.is_file()),
+    reason="needs Debian's fonts-noto-color-emoji and unicode-data (CI installs them)")
+
+
+@pytest.mark.slow
+@emoji_installed
+def test_emoji_is_measured_with_its_own_classifier_by_group(monkeypatch):
+    monkeypatch.setattr(dc, "MAX_EPOCHS", 1)  # the plumbing, not the accuracy
+    real = load_real_data("emoji", log=quiet, resolution=32)
+    assert real.image_shape == (3, 32, 32) and real.num_classes == 9 and len(real.pool) == 1870
+    space = feature_space_for(real, log=quiet)
+    assert space.name.startswith("classifier-emoji-") and len(space.class_names) == 9
+    assert "Smileys & Emotion" in space.class_names and "Flags" in space.class_names
+    ref = build_real_features(space, real, 200, kid_subsets=5)
+    res = evaluate_generator(tiny_g_sampler(TinyConvG()), "unit", real_features=ref)
+    assert res["num_classes"] == 9 and res["max_share_ratio_class"] in space.class_names
+    assert res["fid"] > res["fid_floor"] > 0 and res["feature_space"] == space.name
