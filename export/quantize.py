@@ -178,20 +178,20 @@ def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Ga
     """Score both image sets (same latents) with the evaluation classifier; returns the
     figures and ``passed``. Images are ``[n, 1, 28, 28]`` float32 in ``output_range``;
     ``real``: :func:`gate_real_data` (loaded here when not given)."""
-    from ..evaluation import build_real_features, load_eval_classifier
-    from ..evaluation.metrics import extract_features, frechet_distance
+    from ..evaluation import build_real_features, feature_space_for
+    from ..evaluation.metrics import frechet_distance
 
-    clf, clf_meta = load_eval_classifier(gate.dataset)
     real = real if real is not None else gate_real_data(gate)
-    real_features = build_real_features(clf, clf_meta, real, len(fp32), kid_subsets=1)
+    space = feature_space_for(real, "classifier")
+    real_features = build_real_features(space, real, len(fp32), kid_subsets=1)
     rng = OutputRange(output_range)
     feats, preds = {}, {}
     for name, images in (("fp32", fp32), ("int8", int8)):
         if not np.isfinite(images).all():
             raise QualityGateError(f"the {name} model produced NaN/inf pixels; nothing was "
                                    "written")
-        feats[name], preds[name] = extract_features(
-            clf, rng.to_unit(torch.from_numpy(np.ascontiguousarray(images)).float()))
+        feats[name], preds[name] = space.extract(
+            rng.to_unit(torch.from_numpy(np.ascontiguousarray(images)).float()))
     fid = {k: frechet_distance(real_features.feats, f) for k, f in feats.items()}
     agreement = float((preds["int8"] == preds["fp32"]).double().mean())
     change = abs(fid["int8"] - fid["fp32"]) / fid["fp32"]

@@ -32,8 +32,11 @@ from torch import Tensor, nn
 __all__ = [
     "frechet_distance",
     "kernel_inception_distance",
+    "precision_recall",
+    "density_coverage",
     "real_floor",
     "class_histogram",
+    "class_coverage",
     "label_accuracy",
     "cluster_accuracy",
     "linear_probe",
@@ -177,6 +180,78 @@ def kernel_inception_distance(
     return float(scores.mean()), float(scores.std())
 
 
+# --------------------------------------------------------------------------- k-NN manifolds
+
+PR_K = 3  # Kynkaanniemi et al. 2019: k = 3
+DC_K = 5  # Naeem et al. 2020: k = 5
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> Tensor:
+    """``[N_a, N_b]`` Euclidean distances, float64."""
+    return torch.cdist(torch.from_numpy(a), torch.from_numpy(b))
+
+
+def _knn_radii(feats: np.ndarray, k: int) -> Tensor:
+    """Distance of each row to its k-th nearest neighbour in the same set (itself excluded)."""
+    if feats.shape[0] <= k:
+        raise ValueError(f"need more than k={k} samples per set, got {feats.shape[0]}")
+    d = _pairwise(feats, feats)
+    # the (k+1)-th smallest includes the zero distance of a row to itself
+    return d.kthvalue(k + 1, dim=1).values
+
+
+def precision_recall(feat_real: ArrayLike, feat_fake: ArrayLike, k: int = PR_K
+                     ) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds.
+
+    precision: the share of fake samples inside the real manifold (the union of balls around
+    each real sample reaching its k-th nearest real neighbour); recall: the share of real
+    samples inside the fake manifold. Both in ``[0, 1]``; 1 is best.
+
+    Args:
+        feat_real: ``[N, D]`` real features.
+        feat_fake: ``[M, D]`` generated features.
+        k: the neighbour that sets each ball's radius.
+
+    Returns:
+        ``(precision, recall)`` as Python floats.
+    """
+    real = _features_f64(feat_real, "feat_real")
+    fake = _features_f64(feat_fake, "feat_fake")
+    _check_pair(real, fake, k + 1)
+    r_real, r_fake = _knn_radii(real, k), _knn_radii(fake, k)
+    d = _pairwise(real, fake)  # [N, M]
+    precision = (d <= r_real[:, None]).any(dim=0).double().mean()
+    recall = (d <= r_fake[None, :]).any(dim=1).double().mean()
+    return float(precision), float(recall)
+
+
+def density_coverage(feat_real: ArrayLike, feat_fake: ArrayLike, k: int = DC_K
+                     ) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020) with k-NN balls around the real samples.
+
+    density: how many real balls contain each fake sample, averaged and divided by ``k``
+    (about 1 for matching distributions; above 1 where fakes crowd dense real regions);
+    coverage: the share of real balls that contain at least one fake sample (in ``[0, 1]``).
+
+    Args:
+        feat_real: ``[N, D]`` real features.
+        feat_fake: ``[M, D]`` generated features.
+        k: the neighbour that sets each real ball's radius.
+
+    Returns:
+        ``(density, coverage)`` as Python floats.
+    """
+    real = _features_f64(feat_real, "feat_real")
+    fake = _features_f64(feat_fake, "feat_fake")
+    _check_pair(real, fake, k + 1)
+    r_real = _knn_radii(real, k)
+    inside = _pairwise(real, fake) <= r_real[:, None]  # [N, M]: fake j in real ball i
+    density = inside.sum(dim=0).double().mean() / k
+    coverage = inside.any(dim=1).double().mean()
+    return float(density), float(coverage)
+
+
 def real_floor(
     features_real: ArrayLike,
     metric_fn: Callable[[Tensor, Tensor], Any],
@@ -265,6 +340,66 @@ def class_histogram(
         "collapsed": bool(classes_present < num_classes or largest > max_share),
         "min_share": float(min_share),
         "max_share": float(max_share),
+    }
+
+
+def class_coverage(
+    pred_fake: ArrayLike,
+    pred_real: ArrayLike,
+    num_classes: int,
+    min_share_ratio: float = 0.1,
+    max_share_ratio: float = 2.0,
+) -> dict[str, Any]:
+    """Class coverage of generated samples measured against the real data's own shares.
+
+    Folders are unbalanced, so each class's generated share is compared with its share in
+    the real data (both from the same classifier's predictions, so its biases cancel): the
+    share ratio of class ``c`` is ``share_fake[c] / share_real[c]``. A class is *present* if
+    its ratio is at least ``min_share_ratio`` (0.1: on balanced 10-class data, 1% of the
+    samples); ``collapsed`` flags a missing class or a ratio above ``max_share_ratio``.
+
+    Args:
+        pred_fake: ``[N]`` classifier predictions on generated images.
+        pred_real: ``[M]`` classifier predictions on real images.
+        num_classes: classes of the classifier.
+        min_share_ratio: a class is present from this ratio up.
+        max_share_ratio: a ratio above this flags collapse.
+
+    Returns:
+        dict with ``classes_present`` of ``num_classes`` (a class the classifier never sees
+        in the real data is never present), ``real_classes`` (the classes it sees there),
+        ``missing_classes`` (ids of classes the real data has but the fakes lack),
+        ``shares`` and ``real_shares`` (lists), ``largest_class_share``, ``max_share_ratio``
+        and ``max_share_ratio_class`` (the class with the largest ratio), ``collapsed``,
+        ``kl_to_real`` (KL(fake || real) in nats, real shares floored at 1e-12).
+    """
+    fake = _labels_i64(pred_fake, "pred_fake")
+    real = _labels_i64(pred_real, "pred_real")
+    if fake.size == 0 or real.size == 0:
+        raise ValueError("pred_fake and pred_real must not be empty")
+    if max(fake.max(), real.max()) >= num_classes:
+        raise ValueError(f"predictions must lie in [0, {num_classes})")
+    shares = np.bincount(fake, minlength=num_classes) / fake.size
+    real_shares = np.bincount(real, minlength=num_classes) / real.size
+    seen = real_shares > 0  # a class the real data never shows cannot be missing
+    ratio = np.divide(shares, real_shares, out=np.full(num_classes, np.inf), where=seen)
+    ratio[~seen & (shares == 0)] = 0.0
+    present = seen & (shares + 1e-12 >= min_share_ratio * real_shares)  # 1e-12: rounding
+    worst = int(np.argmax(ratio))
+    nz = shares > 0
+    kl = float(np.sum(shares[nz] * np.log(shares[nz] / np.maximum(real_shares[nz], 1e-12))))
+    return {
+        "classes_present": int(present.sum()),
+        "num_classes": int(num_classes),
+        "real_classes": int(seen.sum()),
+        "missing_classes": [int(i) for i in np.flatnonzero(seen & ~present)],
+        "shares": [float(s) for s in shares],
+        "real_shares": [float(s) for s in real_shares],
+        "largest_class_share": float(shares.max()),
+        "max_share_ratio": float(ratio[worst]),
+        "max_share_ratio_class": worst,
+        "collapsed": bool(present.sum() < seen.sum() or ratio[worst] > max_share_ratio),
+        "kl_to_real": max(kl, 0.0),
     }
 
 
@@ -425,11 +560,13 @@ def extract_features(
     classifier's device, batch by batch.
 
     Args:
-        classifier: a :class:`gan_accel.classifier.MnistClassifier` (or any module with a
-            ``features_and_logits(x) -> (features, logits)`` method).
-        images: ``[N, 28, 28]`` or ``[N, 1, 28, 28]`` images: uint8 in ``[0, 255]`` or float in
-            ``[0, 1]`` (convert generator outputs with ``OutputRange.to_unit`` first; floats outside
-            ``[-1e-3, 1 + 1e-3]`` raise ``ValueError`` to catch un-converted ``[-1, 1]`` data).
+        classifier: an :class:`~gan_accel.evaluation.classifier.ImageClassifier` (or any
+            module with a ``features_and_logits(x) -> (features, logits)`` method; one with an
+            ``image_shape`` has its input shape checked).
+        images: ``[N, C, R, R]`` (``[N, 28, 28]``: one channel) images: uint8 in ``[0, 255]``
+            or float in ``[0, 1]`` (convert generator outputs with ``OutputRange.to_unit``
+            first; floats outside ``[-1e-3, 1 + 1e-3]`` raise ``ValueError`` to catch
+            un-converted ``[-1, 1]`` data).
         batch_size: images per forward pass.
 
     Returns:
@@ -437,10 +574,11 @@ def extract_features(
     """
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    if images.dim() != 4 or images.shape[1] != 1:
-        raise ValueError(
-            f"expected images [N, 28, 28] or [N, 1, 28, 28], got {tuple(images.shape)}"
-        )
+    shape = tuple(getattr(classifier, "image_shape", (1, 28, 28)))
+    if images.dim() != 4 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"expected images [N, {', '.join(map(str, shape))}]"
+                         f"{' or [N, 28, 28]' if shape == (1, 28, 28) else ''}, got "
+                         f"{tuple(images.shape)}")
     if images.dtype == torch.uint8:
         scale = 1.0 / 255.0
     elif images.dtype.is_floating_point:

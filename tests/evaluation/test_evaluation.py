@@ -18,6 +18,7 @@ from gan_accel.evaluation import (
     classifier_path,
     discriminator_metrics,
     evaluate_generator,
+    feature_space_for,
     load_eval_classifier,
     load_real_data,
 )
@@ -39,9 +40,9 @@ def quiet(*_):
 @pytest.fixture(scope="module")
 def mnist5k():
     """(classifier, real data, real features at n=N) for the embedded subset."""
-    clf, meta = load_eval_classifier("mnist-5k")
     real = load_real_data("mnist-5k", probe_train=300, probe_test=200, log=quiet)
-    return clf, real, build_real_features(clf, meta, real, N, kid_subsets=20)
+    space = feature_space_for(real)
+    return space.net, real, build_real_features(space, real, N, kid_subsets=20)
 
 
 def pool_sampler(images_u8: torch.Tensor, labels: torch.Tensor, shift: int = 0):
@@ -176,9 +177,9 @@ def test_discriminator_metrics_infogan_q_head_and_probe(mnist5k):
 
 
 def test_n_beyond_the_real_pool_is_a_user_error(mnist5k):
-    clf, real, _ = mnist5k
+    _, real, ref = mnist5k
     with pytest.raises(UserError, match="2 <= --n <= 2500"):
-        build_real_features(clf, {}, real, 2600)
+        build_real_features(ref.space, real, 2600)
 
 
 # --------------------------------------------------------------------------- training
@@ -264,6 +265,21 @@ def test_evaluate_cli_writes_table_and_json(tiny_run, tmp_path, capsys):
     assert doc["classifier"] == "mnist-5k" and doc["classifier_heldout_accuracy"] > 0.97
     assert 0 <= doc["d_probe_accuracy"] <= 1 and "label_accuracy" not in doc
     assert doc["command"].startswith("python -m gan_accel.evaluate --checkpoint")
+
+
+def test_evaluate_cli_random_cnn_space_is_named_everywhere(tiny_run, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = run_cli(evaluate.main, ["--checkpoint", str(tiny_run), "--n", "100",
+                                   "--kid-subsets", "2", "--no-probe", "--feature-space",
+                                   "random-cnn", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in printed.splitlines() if line.startswith("metrics in"))
+    assert "random-cnn-seed0" in header and "not Inception" in header
+    doc = json.loads(out.read_text())
+    assert doc["feature_space"] == "random-cnn-seed0" and doc["feature_space_kind"] == "random-cnn"
+    assert "classes_present" not in doc and "classifier" not in doc
+    assert doc["fid"] > doc["fid_floor"] > 0 and 0 <= doc["coverage"] <= 1
 
 
 def test_evaluate_module_entry_point_one_line_error():
@@ -356,6 +372,9 @@ def test_quality_bench_quick_writes_json_and_markdown(tmp_path):
     assert 0 <= row["d_probe_accuracy"] <= 1
     table = js.with_suffix(".md").read_text()
     assert "| model |" in table and "| dcgan |" in table
+    header = next(line for line in table.splitlines() if line.startswith("| model |"))
+    assert "| feature space |" in header and "| precision |" in header \
+        and "| coverage |" in header and f"| {row['feature_space']} |" in table
 
 
 def test_quality_targets_rules():
@@ -372,6 +391,26 @@ def test_quality_targets_rules():
     assert targets("cgan", {"label_accuracy": 0.995, "fid_ratio": 5.0}) == "met"
     assert "code acc" in targets("infogan", {**ok, "code_accuracy": 0.94})
     assert targets("infogan", {**ok, "code_accuracy": 0.96}) == "met"
+
+
+def test_quality_targets_for_folders_are_relative_to_the_real_shares():
+    """Emoji and folders: every class present and no class above 1.5x its real share; FID /
+    floor is reported, not a target."""
+    from gan_accel.bench.quality import targets, time_to_quality
+
+    ok = {"classes_present": 9, "num_classes": 9, "largest_class_share": 0.3,
+          "max_share_ratio": 1.4, "max_share_ratio_class": "Flags", "fid_ratio": 80.0}
+    assert targets("dcgan", ok, "emoji") == "met"  # a 30% share and FID 80x: not targets here
+    assert targets("dcgan", ok, "mnist-5k").startswith("missed")
+    assert "Flags share 1.60x its real share > 1.5x" in targets(
+        "dcgan", {**ok, "max_share_ratio": 1.6}, "emoji")
+    assert "8/9 classes" in targets("sngan", {**ok, "classes_present": 8}, "folder")
+    assert targets("dcgan", {"fid_ratio": 3.0}, "folder") == "not measured"  # unlabelled
+    curve = [{"step": 1, "train_seconds": 1.0, **ok, "max_share_ratio": 2.0},
+             {"step": 2, "train_seconds": 2.0, **ok}]
+    assert time_to_quality("dcgan", curve, "emoji")["all"] == {"step": 2, "seconds": 2.0}
+    assert time_to_quality("dcgan", [{"step": 1, "train_seconds": 1.0, "fid_ratio": 2.0}],
+                           "folder")["all"] is None
 
 
 def test_time_to_quality_bookkeeping_on_a_stub_evaluator(tmp_path):
