@@ -52,10 +52,12 @@ from ..errors import CheckpointError, UserError
 from ..ops import build_ops
 from ..plots import plot_losses, save_grid
 from ..seeding import sample_grid_seed, step_noise_seed
-from ..variants import Batch, Phase, Variant, build_variant
+from ..variants import Batch, Phase, Variant, build_variant, resolve_networks
 from .distributed import dist_info
 from .ema import GeneratorEMA
 from .guard import DivergenceGuard, make_optimizer
+
+GRID_ROW = 10  # images per class in a class grid
 
 
 class Diverged(RuntimeError):
@@ -63,12 +65,13 @@ class Diverged(RuntimeError):
 
 
 def fixed_latent_for(variant: Variant, device, seed: int) -> dict[str, torch.Tensor]:
-    """The latent used for every sample grid: 10x10 by class/code when there is one."""
+    """The latent used for every sample grid: a row of 10 per class/code (the first 10) when
+    there is one."""
     spec = variant.latent
     gen = torch.Generator(device="cpu").manual_seed(sample_grid_seed(seed))
     if spec.num_labels:
-        rows = torch.arange(10).repeat_interleave(10)
-        lat = spec.sample(100, "cpu", gen, **spec.class_kwargs(rows))
+        rows = torch.arange(min(spec.num_labels, GRID_ROW)).repeat_interleave(GRID_ROW)
+        lat = spec.sample(len(rows), "cpu", gen, **spec.class_kwargs(rows))
     else:
         lat = spec.sample(64, "cpu", gen)
     return {k: v.to(device) for k, v in lat.items()}
@@ -125,6 +128,7 @@ class Trainer:
                              log=self.log if self.rank == 0 else (lambda *_: None))
         self.data = self._load_data()  # fills in the config's resolution, channels, ...
         torch.manual_seed(cfg.seed)
+        self.cfg = cfg = resolve_networks(cfg)  # the nets' concrete choices, saved with the run
         self.variant: Variant = build_variant(cfg, self.ops).to(self.device)
         self.phases: list[Phase] = self.variant.phases()
         self._setup_data()
@@ -481,7 +485,7 @@ class Trainer:
         G.eval()
         images = G(**self.fixed_latent)
         G.train(was_training)
-        nrow = 10 if images.shape[0] == 100 else 8
+        nrow = GRID_ROW if self.variant.latent.num_labels else 8
         save_grid(images, path, self.variant.output_range, nrow=nrow)
 
     def _write_artifacts(self) -> None:
