@@ -46,7 +46,8 @@ VBN_BATCH = 64  # rows of virtual batch norm's fixed batch
 MNIST_LIKE = (Dataset.MNIST_5K, Dataset.MNIST, Dataset.FASHION_MNIST)
 MNIST_SHAPE = (1, 28)
 MNIST_CLASSES = 10
-CONV_ARCHS = frozenset({Arch.TINY, Arch.MLP, Arch.DCGAN, Arch.SNGAN_CNN, Arch.RESNET})
+# the architectures whose D returns a logit (the tiny nets are each variant's own seed nets)
+LOGIT_ARCHS = frozenset({Arch.TINY, Arch.MLP, Arch.DCGAN, Arch.SNGAN_CNN, Arch.RESNET})
 
 
 class Batch(NamedTuple):
@@ -82,7 +83,7 @@ class Variant(nn.Module, ABC):
     loss: ClassVar[AdversarialLoss] = BCE()
     output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it
     # the architectures this variant trains with, and ``--arch auto``'s pick at 32 and 64 px
-    archs: ClassVar[frozenset[Arch]] = CONV_ARCHS
+    archs: ClassVar[frozenset[Arch]] = LOGIT_ARCHS
     paper_arch: ClassVar[Arch] = Arch.DCGAN
     tiny_latent_dim: ClassVar[int] = 16  # the seed's noise width for its tiny nets
     uses_labels: ClassVar[bool] = False  # G and D are conditioned on the class label
