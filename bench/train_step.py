@@ -13,9 +13,9 @@ and on CUDA ``reduce-overhead`` / ``reduce-overhead+triton`` (``--compile-mode
 reduce-overhead``: CUDA graphs). ``--train-batch 64,1024`` times each batch size.
 
 ``--resolution 64 --channels 3`` (and ``--arch``, ``--ngf``, ``--ndf``) time the nets at
-that image shape (``--arch auto``: each variant's own). When the dataset has another shape
-the step trains on random images of the run's shape, said in the row's ``data`` column: a
-step's cost does not depend on the pixel values.
+that image shape (``--arch auto``: each variant's own) on the embedded MNIST subset resized
+and with its gray copied to R, G and B (the row's ``data`` column): a step's cost does not
+depend on the pixel values.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import tempfile
 import warnings
 
 import torch
+
+from gan_accel.models.arch import ARCH_CHOICES
 
 from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="image side of the timed nets (default 0: the dataset's, 28)")
     g.add_argument("--channels", type=int, default=0, choices=(0, 1, 3),
                    help="image channels of the timed nets (default 0: the dataset's, 1)")
-    g.add_argument("--arch", default="auto",
+    g.add_argument("--arch", default="auto", choices=ARCH_CHOICES,
                    help="architecture of every timed variant (default auto: each variant's "
                         "own at the resolution; docs/architectures.md)")
     g.add_argument("--ngf", type=int, default=0, metavar="N",
@@ -116,21 +118,19 @@ def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: s
 
 
 def step_batches(trainer, k: int) -> tuple[list, str]:
-    """``k`` batches for one timed cycle and where they come from: the trainer's own data, or
-    random images in the model's range when its data has another shape than the nets."""
+    """``k`` batches of the trainer's data for one timed cycle, and what that data is."""
+    batches = list(itertools.islice(trainer.loader.epoch(0), k))
+    assert len(batches) == k, "dataset too small for one cycle"
     cfg = trainer.cfg
-    shape = (cfg.channels, cfg.resolution, cfg.resolution)
-    if tuple(trainer.loader.x.shape[1:]) == shape:
-        batches = list(itertools.islice(trainer.loader.epoch(0), k))
-        assert len(batches) == k, "dataset too small for one cycle"
-        return batches, trainer.data.name
-    gen = torch.Generator().manual_seed(cfg.seed)
-    lo, hi = trainer.variant.output_range.bounds
-    device = trainer.device
-    batches = [(lo + (hi - lo) * torch.rand(cfg.batch_size, *shape, generator=gen).to(device),
-                (torch.arange(cfg.batch_size) % max(cfg.num_classes, 1)).to(device))
-               for _ in range(k)]
-    return batches, f"random {'x'.join(map(str, shape))}"
+    return batches, f"{trainer.data.name} {cfg.channels}x{cfg.resolution}x{cfg.resolution}"
+
+
+def _reshaped(nets: dict) -> str:
+    """How the 1 x 28 x 28 embedded subset was reshaped for the timed nets."""
+    said = [f"resized to {nets['resolution']}x{nets['resolution']}"] \
+        if nets["resolution"] not in (0, 28) else []
+    said += ["gray copied to R, G and B"] if nets["channels"] == 3 else []
+    return f", {', '.join(said)}" if said else ""
 
 
 def cycle_length(trainer) -> int:
@@ -144,8 +144,8 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
     batches = train_batches(args, ctx.quick)
     nets = net_options(args)
     config = {"models": models, "modes": modes, "batches": batches, "device": str(device),
-              "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32",
-              **nets}
+              "threads": ctx.threads, "dataset": "mnist-5k (embedded)" + _reshaped(nets),
+              "dtype": "float32", **nets}
     mem_kind = ("torch.cuda.max_memory_allocated over one untimed cycle (every CUDA tensor: "
                 "model, optimizer state, the dataset on the device, activations); step_mem_mb "
                 "= that peak minus what was allocated before the cycle" if device.type == "cuda"
