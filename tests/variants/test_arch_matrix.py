@@ -42,6 +42,10 @@ def folder(tmp_path_factory) -> Path:
     return rgb_folder(tmp_path_factory.mktemp("images"), PER_CLASS, classes=CLASSES)
 
 
+# forms whose few steps take over the per-test budget: in the slow set only
+COSTLY = {(Arch.BEGAN, 64)}
+
+
 def combos():
     """Every (variant, arch, resolution, channels). The default command runs one per
     (variant, arch) pair, each architecture's forms (resolution, channels) dealt round the
@@ -55,7 +59,8 @@ def combos():
             if i == len(users) - 1:
                 fast |= set(forms[len(users):])
             for form in forms:
-                marks = () if form in fast else (pytest.mark.slow,)
+                marks = () if form in fast and (arch, form[0]) not in COSTLY else \
+                    (pytest.mark.slow,)
                 yield pytest.param(name, arch.value, *form, marks=marks,
                                    id=f"{name}-{arch.value}-{form[0]}-{form[1]}ch")
 
@@ -85,8 +90,9 @@ def test_the_matrix_covers_every_pair_that_makes_sense():
     assert {(n, a) for n, a, _, _ in values if a == "began"} == {("began", "began")}
     fast = [p.values for p in COMBOS if not p.marks]
     assert {(n, a) for n, a, _, _ in fast} == {(n, a) for n, a, _, _ in values}
-    assert len(fast) == 45  # 42 pairs, BEGAN's four forms
-    assert {(a, s, c) for _, a, s, c in fast} == {(a, s, c) for _, a, s, c in values}
+    assert len(fast) == 43  # 42 pairs, BEGAN's two 32x32 forms (its 64x64 ones are slow)
+    assert {(a, s, c) for _, a, s, c in fast} == \
+        {(a, s, c) for _, a, s, c in values if (Arch(a), s) not in COSTLY}
 
 
 @pytest.mark.parametrize("name,arch,side,channels", COMBOS)
@@ -142,8 +148,8 @@ def test_infogan_options_train_on_every_architecture(tmp_path, folder, options, 
     assert "info_cat" in rows[0], rows[0]
 
 
-def test_began_trains_with_augmentation_at_64(tmp_path, folder):
-    t = make(tmp_path, folder, "began", "began", 64, 3, augment="translation,color")
+def test_began_trains_with_augmentation(tmp_path, folder):
+    t = make(tmp_path, folder, "began", "began", 32, 3, augment="translation,color")
     rows = run_steps(t, 3)
     assert all("k_t" in r and "convergence" in r for r in rows)
 
