@@ -142,6 +142,7 @@ class InfoGAN(Variant):
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__(cfg, ops)
         self.Q = None  # built after G and D, so their initial weights do not depend on it
+        cfg = self.cfg  # resolved: the architecture's widths
         if cfg.info_q == "encoder":
             self.Q = CodeEncoder(cfg.ndf, cfg.d_batch_norm, self.cat_dim, self.cont_dim,
                                  logvar_head=cfg.info_cont_loss == "nll")

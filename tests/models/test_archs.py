@@ -364,3 +364,11 @@ def test_wgan_gp_critic_has_no_batch_norm_and_d_batch_norm_adds_it(arch):
     assert norms("dcgan")  # the DCGAN recipe keeps BN in D
     with pytest.raises(UserError, match="drop --d-batch-norm"):
         norms("wgan-gp", d_batch_norm=True)
+
+
+def test_infogan_encoder_q_is_the_tiny_grayscale_nets_only():
+    with pytest.raises(UserError, match="--info-q encoder is built for the tiny 28x28") as err:
+        build_variant(recipe_config("infogan", info_q="encoder", resolution=32, channels=3))
+    assert "\n" not in str(err.value)
+    v = build_variant(recipe_config("infogan", info_q="encoder"))
+    assert v.cfg.arch == "tiny" and v.Q is not None
