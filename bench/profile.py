@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context, out_stem: Path) -> tuple[Result, dict]:
     """Profile; writes ``<out_stem>.trace.json`` and ``<out_stem>.txt``; returns the rows."""
-    from .train_step import make_trainer, train_batches
+    from .train_step import make_trainer, net_options, step_batches, train_batches
 
     device = ctx.device
     steps = args.profile_steps or (2 if ctx.quick else 5)
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace, ctx: Context, out_stem: Path) -> tuple[Result,
     with tempfile.TemporaryDirectory(prefix="gan-accel-bench-prof-") as tmp, \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = make_trainer(args.model, mode, batch, device, tmp)
-        batches = list(trainer.loader.epoch(0))
+        trainer = make_trainer(args.model, mode, batch, device, tmp, **net_options(args))
+        batches, _ = step_batches(trainer, 4)
         for i in range(2):  # compile + warm-up, outside the trace
             trainer.train_step(*batches[i % len(batches)])
         activities = [ProfilerActivity.CPU]

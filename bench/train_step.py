@@ -11,6 +11,11 @@ Modes: ``eager`` (``--kernels torch``), ``compiled`` (``--compile``, PyTorch ops
 kernels; CUDA only, or the Triton interpreter with ``--allow-interpreter`` for a smoke run),
 and on CUDA ``reduce-overhead`` / ``reduce-overhead+triton`` (``--compile-mode
 reduce-overhead``: CUDA graphs). ``--train-batch 64,1024`` times each batch size.
+
+``--resolution 64 --channels 3`` (and ``--arch``, ``--ngf``, ``--ndf``) time the nets at
+that image shape (``--arch auto``: each variant's own) on the embedded MNIST subset resized
+and with its gray copied to R, G and B (the row's ``data`` column): a step's cost does not
+depend on the pixel values.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import tempfile
 import warnings
 
 import torch
+
+from gan_accel.models.arch import ARCH_CHOICES
 
 from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
 
@@ -40,6 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"subset of {','.join(MODES)} (default: all on CUDA, else "
                         f"{','.join(CPU_MODES)}; +triton needs CUDA or --allow-interpreter, "
                         "reduce-overhead needs CUDA)")
+    g.add_argument("--resolution", type=int, default=0, choices=(0, 28, 32, 64),
+                   help="image side of the timed nets (default 0: the dataset's, 28)")
+    g.add_argument("--channels", type=int, default=0, choices=(0, 1, 3),
+                   help="image channels of the timed nets (default 0: the dataset's, 1)")
+    g.add_argument("--arch", default="auto", choices=ARCH_CHOICES,
+                   help="architecture of every timed variant (default auto: each variant's "
+                        "own at the resolution; docs/architectures.md)")
+    g.add_argument("--ngf", type=int, default=0, metavar="N",
+                   help="generator width (default 0: the architecture's paper width)")
+    g.add_argument("--ndf", type=int, default=0, metavar="N",
+                   help="discriminator width (default 0: the architecture's paper width)")
+
+
+def net_options(args) -> dict:
+    """The nets' shape options of the train suite, as TrainConfig fields."""
+    return {k: getattr(args, k) for k in ("resolution", "channels", "arch", "ngf", "ndf")}
 
 
 def _models(args, quick: bool) -> list[str]:
@@ -79,8 +102,10 @@ def _modes(text: str | None, device: torch.device) -> list[str]:
     return names
 
 
-def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: str):
-    """A Trainer for ``model`` in ``mode`` with the preset's hyperparameters."""
+def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: str,
+                 **nets):
+    """A Trainer for ``model`` in ``mode`` with the preset's hyperparameters; ``nets``:
+    :func:`net_options` (the image shape, architecture and widths)."""
     from gan_accel.training.trainer import Trainer
     from gan_accel.variants import recipe_config
 
@@ -88,8 +113,24 @@ def make_trainer(model: str, mode: str, batch: int, device: torch.device, out: s
     compile_mode = "reduce-overhead" if mode.startswith("reduce-overhead") else "default"
     cfg = recipe_config(model, batch_size=batch, progress=False, out=out,
                              device=str(device), compile=mode != "eager",
-                             compile_mode=compile_mode, kernels=kernels)
+                             compile_mode=compile_mode, kernels=kernels, **nets)
     return Trainer(cfg, log=lambda *a: None)
+
+
+def step_batches(trainer, k: int) -> tuple[list, str]:
+    """``k`` batches of the trainer's data for one timed cycle, and what that data is."""
+    batches = list(itertools.islice(trainer.loader.epoch(0), k))
+    assert len(batches) == k, "dataset too small for one cycle"
+    cfg = trainer.cfg
+    return batches, f"{trainer.data.name} {cfg.channels}x{cfg.resolution}x{cfg.resolution}"
+
+
+def _reshaped(nets: dict) -> str:
+    """How the 1 x 28 x 28 embedded subset was reshaped for the timed nets."""
+    said = [f"resized to {nets['resolution']}x{nets['resolution']}"] \
+        if nets["resolution"] not in (0, 28) else []
+    said += ["gray copied to R, G and B"] if nets["channels"] == 3 else []
+    return f", {', '.join(said)}" if said else ""
 
 
 def cycle_length(trainer) -> int:
@@ -101,8 +142,10 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
     models = _models(args, ctx.quick)
     modes = _modes(args.modes, device)
     batches = train_batches(args, ctx.quick)
+    nets = net_options(args)
     config = {"models": models, "modes": modes, "batches": batches, "device": str(device),
-              "threads": ctx.threads, "dataset": "mnist-5k (embedded)", "dtype": "float32"}
+              "threads": ctx.threads, "dataset": "mnist-5k (embedded)" + _reshaped(nets),
+              "dtype": "float32", **nets}
     mem_kind = ("torch.cuda.max_memory_allocated over one untimed cycle (every CUDA tensor: "
                 "model, optimizer state, the dataset on the device, activations); step_mem_mb "
                 "= that peak minus what was allocated before the cycle" if device.type == "cuda"
@@ -125,7 +168,8 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
                                 "CPU smoke run)"
             else:
                 try:
-                    row.update(_measure(model, mode, batch, f"{tmp}/{model}-{mode}", ctx))
+                    row.update(_measure(model, mode, batch, f"{tmp}/{model}-{mode}", ctx,
+                                        nets))
                 except torch.OutOfMemoryError:
                     row["status"] = "oom"
                     torch.cuda.empty_cache()
@@ -136,23 +180,24 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
             rows.append(row)
             log(_line(row))
     add_speedups(rows, ("model", "batch"), "mode", "eager")
+    shaped = nets["resolution"] or nets["channels"]
+    tag = f"{nets['resolution'] or 28}px-{nets['channels'] or 1}ch" if shaped else ""
     if device.type != "cuda" and "compiled+triton" in modes and ctx.allow_interpreter:
         notes.append("compiled+triton rows ran under the Triton CPU interpreter: their "
                      "timings are meaningless (smoke run only)")
     notes.append(compile_cache_note())
-    return Result("train", config, rows, notes)
+    return Result("train", config, rows, notes, tag=tag)
 
 
-def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
+def _measure(model: str, mode: str, batch: int, out: str, ctx: Context, nets: dict) -> dict:
     device = ctx.device
     torch._dynamo.reset()  # every trainer compiles afresh (shared loss code objects)
     gc.collect()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = make_trainer(model, mode, batch, device, out)
+        trainer = make_trainer(model, mode, batch, device, out, **nets)
     k = cycle_length(trainer)
-    real_batches = list(itertools.islice(trainer.loader.epoch(0), k))
-    assert len(real_batches) == k, "dataset too small for one cycle"
+    real_batches, data = step_batches(trainer, k)
 
     def cycle():
         for real, labels in real_batches:
@@ -162,7 +207,9 @@ def _measure(model: str, mode: str, batch: int, out: str, ctx: Context) -> dict:
     for _ in range(1 if ctx.quick else 2):
         timed_once(cycle, device)
     timing = time_fn(cycle, device, ctx.threads, ctx.budget)
+    cfg = trainer.cfg
     row = {"phases": ",".join(ph.name for ph in trainer.phases), "steps_per_sample": k,
+           "arch": cfg.arch, "ngf": cfg.ngf, "ndf": cfg.ndf, "data": data,
            "p20_ms": timing.p20_ms / k, "p50_ms": timing.p50_ms / k,
            "p80_ms": timing.p80_ms / k, "samples": timing.samples, "timer": timing.method,
            "images_per_s": round(batch / (timing.p50_ms / k / 1e3), 1),

@@ -19,6 +19,7 @@ from .data import DATASETS, dataset_and_dir
 from .errors import UserError
 from .kernels._launch import IMPLS
 from .latent import ZDist
+from .models.arch import ARCH_CHOICES
 
 
 class Recipe(str, enum.Enum):
@@ -78,13 +79,17 @@ class TrainConfig:
     plateau_patience: int = _opt(5, "ReduceLROnPlateau patience in epochs", min=0)
     n_critic: int = _opt(1, "discriminator steps per generator step", min=1)
     # latent space and architecture
-    latent_dim: int = _opt(16, "latent noise width", min=1)
+    latent_dim: int = _opt(0, "latent noise width (0: the architecture's; the tiny nets: "
+                           "the seed's per variant)", min=0)
     latent_dist: str = _opt("normal", "latent noise distribution: N(0, 1) or U(-1, 1)",
                             choices=tuple(d.value for d in ZDist))
-    arch: str = _opt("auto", "network architecture (auto: the one that fits the variant and "
-                     "the resolution)")
-    ngf: int = _opt(16, "generator width", min=1)
-    ndf: int = _opt(16, "discriminator width", min=1)
+    arch: str = _opt("auto", "network architecture (auto: the variant's own at the "
+                     "resolution: tiny at 28, its paper's at 32 and 64; see docs/architectures.md)",
+                     choices=ARCH_CHOICES)
+    ngf: int = _opt(0, "generator width (0: the architecture's paper width)", min=0)
+    ndf: int = _opt(0, "discriminator width (0: the architecture's paper width)", min=0)
+    num_classes: int = _opt(0, "classes of the labels cgan conditions on (0: the dataset's)",
+                            min=0)
     spectral_norm: bool = _opt(True, "spectral norm on every D weight")
     d_batch_norm: bool = _opt(True, "BatchNorm in D")
     # losses and tricks
@@ -104,6 +109,7 @@ class TrainConfig:
     gp_lambda: float = _opt(10.0, "WGAN-GP gradient penalty weight", min=0.0)
     info_cont_loss: str = _opt("mse", "InfoGAN continuous-code loss: 3-head MSE or 4-head "
                                "Gaussian NLL", choices=("mse", "nll"))
+    info_categories: int = _opt(10, "InfoGAN: values of the categorical code", min=2)
     info_lr: float = _opt(1e-4, "InfoGAN info-loss learning rate (G + D)", min=0.0,
                           exclusive=True)
     info_cont_weight: float = _opt(0.1, "InfoGAN continuous-code loss weight", min=0.0)

@@ -22,9 +22,9 @@ from .dcgan import Wrap, _identity
 
 
 class BEGANGenerator(nn.Module):
-    """``G(z [B, z_dim]) -> [B, 1, 28, 28]`` in [-1, 1] (Tanh)."""
+    """``G(z [B, z_dim]) -> [B, C, 28, 28]`` in [-1, 1] (Tanh)."""
 
-    def __init__(self, z_dim: int = 32, ngf: int = 16):
+    def __init__(self, z_dim: int = 32, ngf: int = 16, out_channels: int = 1):
         super().__init__()
         self.c = 8 * ngf
         self.fc = nn.Sequential(nn.Linear(z_dim, self.c * 7 * 7, bias=False),
@@ -32,7 +32,7 @@ class BEGANGenerator(nn.Module):
         self.net = nn.Sequential(
             nn.ConvTranspose2d(self.c, 4 * ngf, 4, 2, 1, bias=False),  # [B, 4ngf, 14, 14]
             nn.BatchNorm2d(4 * ngf), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(4 * ngf, 1, 4, 2, 1),  # [B, 1, 28, 28]
+            nn.ConvTranspose2d(4 * ngf, out_channels, 4, 2, 1),  # [B, C, 28, 28]
             nn.Tanh(),
         )
 
@@ -46,17 +46,19 @@ class BEGANDiscriminator(nn.Module):
     ``features(x)`` is the ``[B, h_dim]`` bottleneck code; ``reconstruct(x)`` the image.
     """
 
-    def __init__(self, h_dim: int = 32, ndf: int = 16, sn: Wrap | None = None):
+    def __init__(self, h_dim: int = 32, ndf: int = 16, sn: Wrap | None = None,
+                 channels: int = 1):
         super().__init__()
         sn = sn or _identity
         self.c = 4 * ndf
         self.encoder = nn.Sequential(
-            sn(nn.Conv2d(1, self.c, 4, 2, 1)), nn.ReLU(inplace=True),  # [B, 4ndf, 14, 14]
+            sn(nn.Conv2d(channels, self.c, 4, 2, 1)), nn.ReLU(inplace=True),  # [B, 4ndf, 14, 14]
             nn.Flatten(), sn(nn.Linear(self.c * 14 * 14, h_dim, bias=False)),  # [B, h_dim]
         )
         self.decoder_fc = nn.Sequential(sn(nn.Linear(h_dim, self.c * 14 * 14, bias=False)),
                                         nn.BatchNorm1d(self.c * 14 * 14), nn.ReLU(inplace=True))
-        self.decoder = nn.Sequential(sn(nn.ConvTranspose2d(self.c, 1, 4, 2, 1)), nn.Tanh())
+        self.decoder = nn.Sequential(sn(nn.ConvTranspose2d(self.c, channels, 4, 2, 1)),
+                                     nn.Tanh())
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

@@ -23,10 +23,10 @@ def _identity(m: nn.Module) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z [B, in_dim] -> image [B, 1, 28, 28]; Sigmoid output ('unit') or Tanh ('symmetric')."""
+    """z [B, in_dim] -> image [B, C, 28, 28]; Sigmoid output ('unit') or Tanh ('symmetric')."""
 
     def __init__(self, in_dim: int = 16, ngf: int = 16,
-                 output_range: OutputRange = OutputRange.UNIT):
+                 output_range: OutputRange = OutputRange.UNIT, out_channels: int = 1):
         super().__init__()
         self.in_dim, self.output_range = in_dim, output_range
 
@@ -38,7 +38,7 @@ class DCGANGenerator(nn.Module):
             *up(in_dim, ngf * 8, 4, 1, 0),  # [B, 128, 4, 4]
             *up(ngf * 8, ngf * 4, 4, 2, 1),  # [B, 64, 8, 8]
             *up(ngf * 4, ngf * 2, 2, 2, 1),  # [B, 32, 14, 14]
-            nn.ConvTranspose2d(ngf * 2, 1, 2, 2, 0, bias=False),  # [B, 1, 28, 28]
+            nn.ConvTranspose2d(ngf * 2, out_channels, 2, 2, 0, bias=False),  # [B, C, 28, 28]
             output_activation(output_range),
         )
 
@@ -65,7 +65,7 @@ def dcgan_trunk(ndf: int = 16, batch_norm: bool = True, sn: Wrap | None = None,
 
 
 class DCGANDiscriminator(nn.Module):
-    """image [B, 1, 28, 28] -> logit [B]; ``features`` gives the [B, 2048] trunk output."""
+    """image [B, C, 28, 28] -> logit [B]; ``features`` gives the [B, 2048] trunk output."""
 
     def __init__(self, ndf: int = 16, batch_norm: bool = True, sn: Wrap | None = None,
                  minibatch_disc: bool = False, in_channels: int = 1):

@@ -22,13 +22,13 @@ from .dcgan import DCGANGenerator, Wrap, _identity, dcgan_trunk
 
 
 class InfoGANGenerator(nn.Module):
-    """``G(z [B, z_dim], codes [B, code_dim]) -> [B, 1, 28, 28]``: DCGAN G on z ++ codes."""
+    """``G(z [B, z_dim], codes [B, code_dim]) -> [B, C, 28, 28]``: DCGAN G on z ++ codes."""
 
     def __init__(self, z_dim: int = 10, code_dim: int = 12, ngf: int = 16,
-                 output_range: OutputRange = OutputRange.UNIT):
+                 output_range: OutputRange = OutputRange.UNIT, out_channels: int = 1):
         super().__init__()
         self.z_dim, self.code_dim, self.output_range = z_dim, code_dim, output_range
-        self.net = DCGANGenerator(z_dim + code_dim, ngf, output_range)
+        self.net = DCGANGenerator(z_dim + code_dim, ngf, output_range, out_channels)
 
     def forward(self, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, codes], dim=1))
@@ -46,11 +46,11 @@ class InfoGANDiscriminator(nn.Module):
 
     def __init__(self, ndf: int = 16, batch_norm: bool = True, sn: Wrap | None = None,
                  cat_dim: int = 10, cont_dim: int = 2, logvar_head: bool = False,
-                 q_hidden: int = 0):
+                 q_hidden: int = 0, in_channels: int = 1):
         super().__init__()
         sn = sn or _identity
         c = ndf * 8
-        self.trunk = dcgan_trunk(ndf, batch_norm, sn)  # [B, 128, 4, 4]
+        self.trunk = dcgan_trunk(ndf, batch_norm, sn, in_channels)  # [B, 128, 4, 4]
         self.head = sn(nn.Conv2d(c, 1, 4, 1, 0, bias=False))  # D: as in DCGAN, no bias
         self.q_body = None
         if q_hidden:  # the InfoGAN paper's Q: FC + BN + LeakyReLU on D's features, then heads

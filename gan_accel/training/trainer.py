@@ -52,10 +52,12 @@ from ..errors import CheckpointError, UserError
 from ..ops import build_ops
 from ..plots import plot_losses, save_grid
 from ..seeding import sample_grid_seed, step_noise_seed
-from ..variants import Batch, Phase, Variant, build_variant
+from ..variants import Batch, Phase, Variant, build_variant, resolve_arch, resolve_networks
 from .distributed import dist_info
 from .ema import GeneratorEMA
 from .guard import DivergenceGuard, make_optimizer
+
+GRID_ROW = 10  # images per class in a class grid
 
 
 class Diverged(RuntimeError):
@@ -63,12 +65,13 @@ class Diverged(RuntimeError):
 
 
 def fixed_latent_for(variant: Variant, device, seed: int) -> dict[str, torch.Tensor]:
-    """The latent used for every sample grid: 10x10 by class/code when there is one."""
+    """The latent used for every sample grid: a row of 10 per class/code (the first 10) when
+    there is one."""
     spec = variant.latent
     gen = torch.Generator(device="cpu").manual_seed(sample_grid_seed(seed))
     if spec.num_labels:
-        rows = torch.arange(10).repeat_interleave(10)
-        lat = spec.sample(100, "cpu", gen, **spec.class_kwargs(rows))
+        rows = torch.arange(min(spec.num_labels, GRID_ROW)).repeat_interleave(GRID_ROW)
+        lat = spec.sample(len(rows), "cpu", gen, **spec.class_kwargs(rows))
     else:
         lat = spec.sample(64, "cpu", gen)
     return {k: v.to(device) for k, v in lat.items()}
@@ -125,6 +128,10 @@ class Trainer:
                              log=self.log if self.rank == 0 else (lambda *_: None))
         self.data = self._load_data()  # fills in the config's resolution, channels, ...
         torch.manual_seed(cfg.seed)
+        self._check_classes(self.data)
+        if not cfg.num_classes:  # the data's classes (a folder's subfolders, emoji's groups)
+            cfg.num_classes = self.data.num_classes
+        self.cfg = cfg = resolve_networks(cfg)  # the nets' concrete choices, saved with the run
         self.variant: Variant = build_variant(cfg, self.ops).to(self.device)
         self.phases: list[Phase] = self.variant.phases()
         self._setup_data()
@@ -157,6 +164,8 @@ class Trainer:
         cfg = self.cfg
         quiet = self.rank != 0
         resolve_data_config(cfg)
+        # a (variant, arch, resolution) that makes no sense fails here, before any decoding
+        resolve_arch(cfg.model, cfg.resolution, cfg.arch)
         if self.world > 1 and self.rank != 0:
             dist.barrier()
         data = load_dataset(cfg.dataset, cfg.data_dir, train=True, download=cfg.download,
@@ -168,6 +177,14 @@ class Trainer:
         assert (data.channels, data.resolution) == (cfg.channels, cfg.resolution), \
             (data.images.shape, cfg.channels, cfg.resolution)
         return data
+
+    def _check_classes(self, data: ImageSet) -> None:
+        """``--num-classes`` below the data's classes would index past cgan's embeddings."""
+        cfg = self.cfg
+        if cfg.num_classes and cfg.num_classes < data.num_classes:
+            raise UserError(f"--num-classes {cfg.num_classes} is below the {data.num_classes} "
+                            f"classes of {cfg.dataset}; pass --num-classes 0 (the data's) or "
+                            f"at least {data.num_classes}")
 
     def _setup_data(self) -> None:
         """The batch loader: the whole set in the model's range on the device, or, when the
@@ -481,7 +498,7 @@ class Trainer:
         G.eval()
         images = G(**self.fixed_latent)
         G.train(was_training)
-        nrow = 10 if images.shape[0] == 100 else 8
+        nrow = GRID_ROW if self.variant.latent.num_labels else 8
         save_grid(images, path, self.variant.output_range, nrow=nrow)
 
     def _write_artifacts(self) -> None:

@@ -13,6 +13,7 @@ import pkgutil
 from ..config import Recipe, TrainConfig
 from ..errors import UserError
 from ..latent import LatentSpec
+from ..models.arch import Arch
 from ..ops import TORCH_OPS
 from .base import Batch, Phase, Variant
 
@@ -62,10 +63,28 @@ def recipe_config(model: str, recipe: str = "tuned", **overrides) -> TrainConfig
     return cfg
 
 
+def resolve_arch(variant_name: str, resolution: int, arch: str = "auto") -> Arch:
+    """The architecture ``--arch arch`` means for ``variant_name`` at ``resolution`` px
+    (``auto``: the seed's tiny nets at 28, the variant's paper architecture at 32 and 64).
+
+    Raises:
+        UserError: for a pair that does not make sense (docs/architectures.md).
+    """
+    return get_variant(variant_name).choose_arch(resolution, arch)
+
+
+def resolve_networks(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its nets concrete (arch, widths, latent width, classes); see
+    :meth:`Variant.resolved`. The data's shape must be resolved first (0 means the
+    MNIST-like 1 x 28 x 28)."""
+    return get_variant(cfg.model).resolved(cfg)
+
+
 def build_variant(cfg: TrainConfig, ops=None) -> Variant:
-    """Instantiate ``cfg.model`` with the given ops (default: plain PyTorch)."""
+    """Instantiate ``cfg.model`` with the given ops (default: plain PyTorch); ``variant.cfg``
+    is ``cfg`` resolved (:func:`resolve_networks`)."""
     return get_variant(cfg.model)(cfg, ops or TORCH_OPS)
 
 
 __all__ = ["VARIANTS", "Batch", "LatentSpec", "Phase", "Variant", "build_variant",
-           "get_variant", "recipe_config"]
+           "get_variant", "recipe_config", "resolve_arch", "resolve_networks"]

@@ -5,11 +5,19 @@ A :class:`Variant` is an ``nn.Module`` holding ``G``, ``D`` and any extra state 
 of one training step (D, G, and e.g. InfoGAN's info phase); the trainer runs them in order,
 each phase's loss function optionally compiled. New variants subclass :class:`Variant` and
 override only what differs.
+
+Nets: a variant trains with the architectures in its ``archs`` (:class:`~gan_accel.models.Arch`,
+docs/architectures.md). ``--arch auto`` picks the seed's tiny nets at 28x28 and the
+variant's ``paper_arch`` at 32 and 64. :meth:`Variant.resolved` turns every ``0`` / ``auto``
+network field of a config into the concrete value the run trains with; the tiny nets are
+the seed's, built by each variant (:meth:`Variant.tiny_generator`), every other
+architecture comes from :mod:`gan_accel.models.builders`.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import dataclasses
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -18,7 +26,11 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..data import Dataset
+from ..errors import UserError
 from ..latent import LatentSpec
+from ..models.arch import AUTO, Arch
+from ..models.builders import NetShape, build_discriminator, build_generator
 from ..models.layers import FixedBatchGenerator
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
@@ -29,10 +41,17 @@ from .tricks import HistoricalAverage, feature_matching_loss
 
 Logs = dict[str, torch.Tensor]
 VBN_BATCH = 64  # rows of virtual batch norm's fixed batch
+# A config whose data shape is still 0 (a bare recipe, a run saved before images had a
+# shape) describes the MNIST-like data every such run trained on: 1 x 28 x 28, 10 classes.
+MNIST_LIKE = (Dataset.MNIST_5K, Dataset.MNIST, Dataset.FASHION_MNIST)
+MNIST_SHAPE = (1, 28)
+MNIST_CLASSES = 10
+# the architectures whose D returns a logit (the tiny nets are each variant's own seed nets)
+LOGIT_ARCHS = frozenset({Arch.TINY, Arch.MLP, Arch.DCGAN, Arch.SNGAN_CNN, Arch.RESNET})
 
 
 class Batch(NamedTuple):
-    real: torch.Tensor  # [B, 1, 28, 28] in the model's range
+    real: torch.Tensor  # [B, C, R, R] in the model's range
     labels: torch.Tensor  # [B] int64
     latent: dict[str, torch.Tensor]
     aug: torch.Tensor | None = None  # [views, B, params] augmentation uniforms, or None: off
@@ -63,10 +82,17 @@ class Variant(nn.Module, ABC):
     tuned_recipe: ClassVar[dict] = {}
     loss: ClassVar[AdversarialLoss] = BCE()
     output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it
+    # the architectures this variant trains with, and ``--arch auto``'s pick at 32 and 64 px
+    archs: ClassVar[frozenset[Arch]] = LOGIT_ARCHS
+    paper_arch: ClassVar[Arch] = Arch.DCGAN
+    tiny_latent_dim: ClassVar[int] = 16  # the seed's noise width for its tiny nets
+    uses_labels: ClassVar[bool] = False  # G and D are conditioned on the class label
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__()
+        cfg = self.resolved(cfg)
         self.cfg, self.ops = cfg, ops
+        self.nets = NetShape(Arch(cfg.arch), cfg.channels, cfg.resolution, cfg.ngf, cfg.ndf)
         self.latent = self.latent_spec()
         self.G = self.build_generator()
         if cfg.virtual_batch_norm:
@@ -86,6 +112,64 @@ class Variant(nn.Module, ABC):
         return self.cfg.background if self.cfg.background is not None else 0.0
 
     # -- architecture ----------------------------------------------------------------------
+    @classmethod
+    def choose_arch(cls, resolution: int, requested: str = AUTO) -> Arch:
+        """The architecture ``--arch requested`` means for this variant at ``resolution``.
+
+        Raises:
+            UserError: for an architecture this variant does not train with, or one without
+                a form at ``resolution``.
+        """
+        if requested == AUTO:
+            chosen = Arch.TINY if resolution == 28 else cls.paper_arch
+            assert resolution in chosen.resolutions, (cls.name, resolution)
+            return chosen
+        chosen = Arch(requested)
+        if chosen not in cls.archs:
+            names = ", ".join(a.value for a in Arch if a in cls.archs)
+            if chosen.facts.autoencoder:
+                why = f"--arch {chosen} is BEGAN's autoencoder D: only --model began trains with it"
+            elif any(a.facts.autoencoder for a in cls.archs):
+                why = f"--model {cls.name} needs an autoencoder D and --arch {chosen} has none"
+            else:
+                why = f"--model {cls.name} does not train with --arch {chosen}"
+            raise UserError(f"{why}; use --arch auto or one of {names}")
+        if resolution not in chosen.resolutions:
+            sizes = ", ".join(map(str, chosen.resolutions))
+            raise UserError(f"--arch {chosen} has no {resolution}x{resolution} form (it is "
+                            f"built for {sizes} px); pass --resolution {chosen.resolutions[-1]} "
+                            "or --arch auto")
+        return chosen
+
+    @classmethod
+    def resolved(cls, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with every network field concrete: the image shape (when the data left it
+        0: MNIST-like 1 x 28 x 28, 10 classes), ``arch``, ``ngf`` / ``ndf`` (the
+        architecture's width), ``latent_dim`` (the architecture's, or the seed's for the tiny
+        nets) and ``num_classes``. Idempotent; consumes no randomness.
+
+        Raises:
+            UserError: for an architecture that does not fit the variant or the resolution,
+                or a label-conditioned variant on data without classes.
+        """
+        channels, resolution, num_classes = cfg.channels, cfg.resolution, cfg.num_classes
+        mnist_like = Dataset(cfg.dataset) in MNIST_LIKE
+        if not (channels and resolution):
+            assert mnist_like, f"resolve {cfg.dataset}'s image shape before building its nets"
+            channels, resolution = channels or MNIST_SHAPE[0], resolution or MNIST_SHAPE[1]
+        if not num_classes and mnist_like:
+            num_classes = MNIST_CLASSES
+        if cls.uses_labels and num_classes < 2:
+            raise UserError(f"--model {cls.name} is conditioned on class labels and "
+                            f"{cfg.dataset} has none; put the images in one subfolder per "
+                            "class, or train an unconditional model")
+        chosen = cls.choose_arch(resolution, cfg.arch)
+        latent = chosen.facts.latent_dim if chosen is not Arch.TINY else cls.tiny_latent_dim
+        return dataclasses.replace(
+            cfg, channels=channels, resolution=resolution, num_classes=num_classes,
+            arch=chosen.value, ngf=cfg.ngf or chosen.width, ndf=cfg.ndf or chosen.width,
+            latent_dim=cfg.latent_dim or latent)
+
     def latent_spec(self) -> LatentSpec:
         return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist)
 
@@ -94,13 +178,34 @@ class Variant(nn.Module, ABC):
         gen = torch.Generator().manual_seed(vbn_batch_seed(self.cfg.seed))
         return self.latent.sample(VBN_BATCH, "cpu", gen)
 
-    @abstractmethod
     def build_generator(self) -> nn.Module:
-        """The generator: ``G(**latent) -> [B, 1, 28, 28]`` in ``output_range``."""
+        """The generator: ``G(**latent) -> [B, C, R, R]`` in ``output_range``."""
+        return self.tiny_generator() if self.nets.arch is Arch.TINY else self.arch_generator()
 
-    @abstractmethod
     def build_discriminator(self) -> nn.Module:
         """The discriminator: ``D(x[, label]) -> logits [B]`` with ``D.features``."""
+        if self.nets.arch is Arch.TINY:
+            return self.tiny_discriminator()
+        return self.arch_discriminator()
+
+    def tiny_generator(self) -> nn.Module:
+        """The seed's tiny 28x28 generator of this variant."""
+        raise NotImplementedError(f"{self.name} has no tiny nets")
+
+    def tiny_discriminator(self) -> nn.Module:
+        """The seed's tiny 28x28 discriminator of this variant."""
+        raise NotImplementedError(f"{self.name} has no tiny nets")
+
+    def arch_generator(self) -> nn.Module:
+        """The registry architecture's G on ``z ++ embed(label) ++ codes``."""
+        spec = self.latent
+        return build_generator(self.nets, spec.z_dim + spec.code_dim, self.output_range,
+                               spec.num_classes)
+
+    def arch_discriminator(self) -> nn.Module:
+        """The registry architecture's D (a projection D when conditioned on labels)."""
+        return build_discriminator(self.nets, self.sn, self.cfg.d_batch_norm,
+                                   self.latent.num_classes, self.cfg.minibatch_disc)
 
     @property
     def sn(self):

@@ -16,7 +16,9 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import UserError
+from ..models import Arch
 from ..models.began import BEGANDiscriminator, BEGANGenerator
+from ..models.builders import build_autoencoder
 from ..ops import TORCH_OPS, Ops
 from ..ranges import OutputRange
 from .base import Batch, Logs, Variant
@@ -30,7 +32,7 @@ class BEGAN(Variant):
     # phase losses, factor 0.5), gamma 0.5, lambda_k 1e-3, k_0 = 0, z ~ U(-1, 1), bottleneck
     # width = latent width, no SN, no label smoothing.
     paper_recipe = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.5, beta2=0.999, batch_size=64,
-                        real_label=1.0, plateau_factor=0.5, plateau_patience=5, latent_dim=32,
+                        real_label=1.0, plateau_factor=0.5, plateau_patience=5,
                         latent_dist="uniform", spectral_norm=False, d_batch_norm=False,
                         began_gamma=0.5, began_lambda_k=1e-3)
     # Departures: rate 2e-4 and gamma 1.0 (the paper's most diverse setting), 30 epochs. With
@@ -38,13 +40,17 @@ class BEGAN(Variant):
     # blurry samples, the equilibrium already met and k_t at 0. Measured at 30 epochs: FID
     # 219, largest class share 21.5%; rate 5e-4 for 40 epochs: FID 207, share 28.5%.
     tuned_recipe = {**paper_recipe, "lr_d": 2e-4, "lr_g": 2e-4, "began_gamma": 1.0, "epochs": 30}
+    # the seed-style tiny nets at 28x28; the paper's nets (Figure 1) at 32 and 64
+    archs = frozenset({Arch.TINY, Arch.BEGAN})
+    paper_arch = Arch.BEGAN
+    tiny_latent_dim = 32  # also the tiny D's bottleneck width
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__(cfg, ops)
         self.register_buffer("k", torch.zeros(()))  # k_t, the equilibrium control
 
-    def build_generator(self):
-        return BEGANGenerator(self.latent.z_dim, self.cfg.ngf)
+    def tiny_generator(self):
+        return BEGANGenerator(self.latent.z_dim, self.cfg.ngf, self.nets.channels)
 
     def build_discriminator(self):
         cfg = self.cfg
@@ -53,7 +59,14 @@ class BEGAN(Variant):
                          ("feature-matching", cfg.feature_matching)):
             if on:
                 raise UserError(f"began's autoencoder D does not support --{flag}; drop it")
-        return BEGANDiscriminator(self.latent.z_dim, cfg.ndf, self.sn)
+        return super().build_discriminator()
+
+    def tiny_discriminator(self):
+        return BEGANDiscriminator(self.latent.z_dim, self.cfg.ndf, self.sn, self.nets.channels)
+
+    def arch_discriminator(self):
+        """The paper's autoencoder, its bottleneck as wide as the latent (Nh = Nz)."""
+        return build_autoencoder(self.nets, self.latent.z_dim, self.sn, self.output_range)
 
     def d_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         with torch.no_grad():

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from ..augment_policy import Transform
 from ..errors import UserError
 from ..latent import LatentSpec
+from ..models.arch import Arch
+from ..models.builders import build_info_discriminator
 from ..models.dcgan import DCGANDiscriminator
 from ..models.infogan import CodeEncoder, InfoGANDiscriminator, InfoGANGenerator, InfoHeads
 from ..ops import TORCH_OPS, Ops
@@ -107,7 +109,7 @@ class InfoGAN(Variant):
     # (0.5, 0.99), batch 64, real label 0.9, ReduceLROnPlateau(0.8, 5), z ~ U(-1, 1)^10,
     # SN + BN in D, continuous-code weight 0.1 (3-head MSE; --info-cont-loss nll: 4 heads).
     paper_recipe = dict(lr_d=5e-4, lr_g=2e-4, info_lr=1e-4, beta1=0.5, beta2=0.99, batch_size=64,
-                        real_label=0.9, plateau_factor=0.8, plateau_patience=5, latent_dim=10,
+                        real_label=0.9, plateau_factor=0.8, plateau_patience=5,
                         latent_dist="uniform", spectral_norm=True, d_batch_norm=True,
                         info_cont_loss="mse", info_cont_weight=0.1)
     # Departures, measured on the embedded subset (code accuracy: Q on held-out real digits,
@@ -121,33 +123,56 @@ class InfoGAN(Variant):
     # collapsed G (7 classes, FID 283).
     tuned_recipe = {**paper_recipe, "lr_g": 1e-3, "lr_d": 2e-4, "info_phase": "joint",
               "info_cluster_weight": 1.0, "epochs": 40}
-    cat_dim, cont_dim = 10, 2
+    cont_dim = 2
+    tiny_latent_dim = 10  # the seed's z; its G takes z ++ one-hot(10) ++ 2 continuous codes
+
+    @property
+    def cat_dim(self) -> int:
+        """Values of the categorical code (``--info-categories``; the seed's 10)."""
+        return self.cfg.info_categories
 
     def latent_spec(self) -> LatentSpec:
         return LatentSpec(self.cfg.latent_dim, self.cfg.latent_dist, cat_dim=self.cat_dim,
                           cont_dim=self.cont_dim)
 
-    def build_generator(self):
+    def tiny_generator(self):
         return InfoGANGenerator(self.latent.z_dim, self.cat_dim + self.cont_dim, self.cfg.ngf,
-                                self.output_range)
+                                self.output_range, self.nets.channels)
 
     def __init__(self, cfg: TrainConfig, ops: Ops = TORCH_OPS):
         super().__init__(cfg, ops)
         self.Q = None  # built after G and D, so their initial weights do not depend on it
+        cfg = self.cfg  # resolved: the architecture's widths
         if cfg.info_q == "encoder":
             self.Q = CodeEncoder(cfg.ndf, cfg.d_batch_norm, self.cat_dim, self.cont_dim,
                                  logvar_head=cfg.info_cont_loss == "nll")
 
     def build_discriminator(self):
         if self.cfg.info_q == "encoder":  # Q has its own network: D is the DCGAN critic
+            if (self.nets.arch, self.nets.channels) != (Arch.TINY, 1):
+                # the encoder is the seed's 28x28 grayscale DCGAN trunk
+                raise UserError(f"--info-q encoder is built for the tiny 28x28 grayscale nets, "
+                                f"not --arch {self.nets.arch.value} at {self.nets.channels}x"
+                                f"{self.nets.resolution}x{self.nets.resolution}; drop "
+                                "--info-q encoder (Q heads on D's features)")
             return DCGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn,
                                       self.cfg.minibatch_disc)
         if self.cfg.minibatch_disc:
-            raise UserError("infogan's D heads are convolutions and take no minibatch-"
-                            "discrimination layer; drop --minibatch-disc")
+            raise UserError("infogan's D shares its features with the Q heads and takes no "
+                            "minibatch-discrimination layer; drop --minibatch-disc")
+        return super().build_discriminator()
+
+    def tiny_discriminator(self):
         return InfoGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn, self.cat_dim,
                                     self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll",
-                                    q_hidden=128 if self.cfg.info_head == "fc" else 0)
+                                    q_hidden=128 if self.cfg.info_head == "fc" else 0,
+                                    in_channels=self.nets.channels)
+
+    def arch_discriminator(self):
+        """The architecture's D with dense Q heads on its features."""
+        return build_info_discriminator(self.nets, self.sn, self.cfg.d_batch_norm, self.cat_dim,
+                                        self.cont_dim, self.cfg.info_cont_loss == "nll",
+                                        128 if self.cfg.info_head == "fc" else 0)
 
     # -- Q -----------------------------------------------------------------------------------
     def q_heads(self, x: torch.Tensor) -> InfoHeads:
@@ -180,7 +205,7 @@ class InfoGAN(Variant):
     def info_terms(self, q, b: Batch) -> tuple[torch.Tensor, Logs]:
         """The mutual-information surrogate for Q's outputs ``q`` on fakes of ``b.latent``."""
         codes = b.latent["codes"]
-        cat, cont = codes[:, :self.cat_dim], codes[:, self.cat_dim:]  # one-hot [B, 10], [B, 2]
+        cat, cont = codes[:, :self.cat_dim], codes[:, self.cat_dim:]  # one-hot [B, k], [B, 2]
         cat_loss = F.cross_entropy(q.cat_logits, cat)  # one-hot probabilities as targets
         cont_loss = self.cont_loss(q.cont_mu, q.cont_logvar, cont)
         w = self.cfg.info_cont_weight

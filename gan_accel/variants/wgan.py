@@ -15,7 +15,7 @@ class WGAN(DCGAN):
     # rate. Without BN the clipped 4-layer critic is too weak here: G collapsed to one blob in
     # 100 epochs, while with BN strokes appear within 30.
     paper_recipe = dict(optimizer="rmsprop", lr_d=5e-5, lr_g=5e-5, n_critic=5, clip_value=0.01,
-                        batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                        batch_size=64, real_label=1.0, plateau_factor=1.0,
                         latent_dist="normal", spectral_norm=False, d_batch_norm=True)
     # The paper's n_critic 5 at 5e-5 leaves 7 classes in 30 epochs; n_critic 2 at 5e-4 for 60:
     # FID 80.4, 10 classes (bench/results/2026-12-01-cpu-2c-1t-quality-part2.json;

@@ -11,6 +11,7 @@ import torch
 from torch.func import functional_call, grad
 
 from ..errors import UserError
+from ..models import Arch
 from .base import Batch, Logs
 from .dcgan import DCGAN
 from .losses import Wasserstein
@@ -23,12 +24,13 @@ class WGANGP(DCGAN):
     # The WGAN-GP paper (Algorithm 1): lambda 10, n_critic 5, Adam lr 1e-4, betas (0, 0.9),
     # batch 64; no BN in the critic (the penalty is per sample); constant learning rate.
     paper_recipe = dict(lr_d=1e-4, lr_g=1e-4, beta1=0.0, beta2=0.9, n_critic=5, gp_lambda=10.0,
-                        batch_size=64, real_label=1.0, plateau_factor=1.0, latent_dim=16,
+                        batch_size=64, real_label=1.0, plateau_factor=1.0,
                         latent_dist="normal", spectral_norm=False, d_batch_norm=False)
     # The paper's n_critic 5 at 1e-4 gives only 468 G steps in 30 epochs (FID 458); n_critic 2
     # at 6e-4 for 40: FID 22.9 (bench/results/2026-12-01-cpu-2c-1t-quality-part1.json;
     # docs/recipes.md).
     tuned_recipe = {**paper_recipe, "n_critic": 2, "lr_d": 6e-4, "lr_g": 6e-4, "epochs": 40}
+    paper_arch = Arch.RESNET  # the paper's CIFAR-10 / 64x64 ResNets
 
     def build_discriminator(self):
         if self.cfg.d_batch_norm:
@@ -37,7 +39,7 @@ class WGANGP(DCGAN):
         return super().build_discriminator()
 
     def input_gradient(self, x: torch.Tensor, see=None) -> torch.Tensor:
-        """d D(see(x))/dx per sample, [B, 1, 28, 28], differentiable w.r.t. D's weights.
+        """d D(see(x))/dx per sample, [B, C, R, R], differentiable w.r.t. D's weights.
 
         ``see`` is how D sees its input (the augmentation, differentiable); default: as is.
         """
