@@ -334,3 +334,17 @@ def compile_cache_note() -> str:
 def say(*parts) -> None:
     print(*parts, flush=True)
 
+
+def parse_names(text: str | None, known, default: list[str], flag: str) -> list[str]:
+    """A comma-separated option (``--models dcgan,sngan``) as names, each one of ``known``;
+    ``default`` when the option is empty. An unknown name is a one-line UserError."""
+    from gan_accel.errors import UserError
+
+    if not text:
+        return default
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise UserError(f"{flag}: unknown {', '.join(unknown) or '(empty)'}; choose from "
+                        f"{', '.join(known)}")
+    return names

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Context, Result, time_fn
+from .common import Context, Result, parse_names, time_fn
 
 SHAPES = ((64, 3), (32, 3), (28, 1))
 TARGET_RATIO = 10.0
@@ -195,17 +195,10 @@ def _train_step_row(model: str, ctx: Context, out: str) -> dict:
 
 
 def _models(args, quick: bool) -> list[str]:
-    from gan_accel.errors import UserError
     from gan_accel.variants import VARIANTS
 
-    if not args.data_models:
-        return ["gan"] if quick else list(VARIANTS)
-    names = [m.strip() for m in args.data_models.split(",") if m.strip()]
-    bad = [m for m in names if m not in VARIANTS]
-    if bad:
-        raise UserError(f"--data-models: unknown {', '.join(bad)}; choose from "
-                        f"{', '.join(VARIANTS)}")
-    return names
+    default = ["gan"] if quick else list(VARIANTS)
+    return parse_names(args.data_models, list(VARIANTS), default, "--data-models")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> Result:

@@ -180,19 +180,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="where the JSON, markdown and PNG go (default: bench/results/)")
 
 
-def _names(text: str | None, known, default: list[str], flag: str) -> list[str]:
-    from gan_accel.errors import UserError
-
-    if not text:
-        return default
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in known]
-    if unknown or not names:
-        raise UserError(f"{flag}: unknown {', '.join(unknown) or '(empty)'}; choose from "
-                        f"{', '.join(known)}")
-    return names
-
-
 def _overrides(items: list[str]) -> dict:
     """``--set key=value`` pairs, typed like the TrainConfig field (checked by validate)."""
     import dataclasses
@@ -263,11 +250,13 @@ def plan_from_args(args: argparse.Namespace) -> QualityPlan:
     """The command line's :class:`QualityPlan` (``--quick`` shrinks every size)."""
     from gan_accel.variants import VARIANTS
 
+    from .common import parse_names
+
     quick = args.quick
     plan = QualityPlan(
-        models=_names(args.models, list(VARIANTS), ["dcgan"] if quick else list(VARIANTS),
-                      "--models"),
-        modes=_names(args.modes, MODES, ["eager"], "--modes"),
+        models=parse_names(args.models, list(VARIANTS),
+                           ["dcgan"] if quick else list(VARIANTS), "--models"),
+        modes=parse_names(args.modes, MODES, ["eager"], "--modes"),
         seeds=_seeds(args.seeds),
         dataset=args.dataset, data_dir=args.data_dir, device=args.device, epochs=args.epochs,
         steps=args.steps if args.steps is not None else (QUICK["steps"] if quick else 0),

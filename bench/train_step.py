@@ -31,7 +31,15 @@ import torch
 
 from gan_accel.models.arch import ARCH_CHOICES
 
-from .common import Context, Result, add_speedups, compile_cache_note, time_fn, timed_once
+from .common import (
+    Context,
+    Result,
+    add_speedups,
+    compile_cache_note,
+    parse_names,
+    time_fn,
+    timed_once,
+)
 
 MODES = ("eager", "compiled", "compiled+triton", "reduce-overhead", "reduce-overhead+triton")
 CPU_MODES = ("eager", "compiled", "compiled+triton")
@@ -66,17 +74,10 @@ def net_options(args) -> dict:
 
 
 def _models(args, quick: bool) -> list[str]:
-    from gan_accel.errors import UserError
     from gan_accel.variants import VARIANTS
 
-    if not args.models:
-        return ["dcgan"] if quick else list(VARIANTS)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in VARIANTS]
-    if unknown:
-        raise UserError(f"--models: unknown {', '.join(unknown)}; choose from "
-                        f"{', '.join(VARIANTS)}")
-    return names
+    default = ["dcgan"] if quick else list(VARIANTS)
+    return parse_names(args.models, list(VARIANTS), default, "--models")
 
 
 def train_batches(args, quick: bool) -> list[int]:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .metrics import pixel_scale
+
 __all__ = ["SpaceKind", "SpaceChoice", "SPACE_CHOICES", "FeatureSpace", "RandomCNN",
            "random_cnn_space", "adapt_images", "RANDOM_CNN_SEED", "random_cnn_name"]
 
@@ -167,18 +169,7 @@ class FeatureSpace:
             raise ValueError(f"{self.name} measures images of shape [N, "
                              f"{', '.join(map(str, self.image_shape))}], got "
                              f"{tuple(images.shape)}")
-        if images.dtype == torch.uint8:
-            scale = 1.0 / 255.0
-        elif images.dtype.is_floating_point:
-            scale = 1.0
-            if images.numel():
-                lo, hi = float(images.min()), float(images.max())
-                if lo < -1e-3 or hi > 1.0 + 1e-3 or math.isnan(lo) or math.isnan(hi):
-                    raise ValueError(f"float images must lie in [0, 1], got range "
-                                     f"[{lo:.3f}, {hi:.3f}] (use OutputRange.to_unit for "
-                                     "generator outputs)")
-        else:
-            raise ValueError(f"images must be uint8 or floating point, got {images.dtype}")
+        scale = pixel_scale(images)
         if images.shape[0] == 0:
             raise ValueError("images is empty")
         try:

@@ -551,6 +551,22 @@ def linear_probe(
 # --------------------------------------------------------------------------- features
 
 
+def pixel_scale(images: Tensor) -> float:
+    """The factor that brings ``images`` to ``[0, 1]``: 1/255 for uint8, 1 for floats already
+    there. Floats outside ``[-1e-3, 1 + 1e-3]`` (un-converted ``[-1, 1]`` generator outputs)
+    and other dtypes raise ``ValueError``."""
+    if images.dtype == torch.uint8:
+        return 1.0 / 255.0
+    if not images.dtype.is_floating_point:
+        raise ValueError(f"images must be uint8 or floating point, got {images.dtype}")
+    if images.numel():
+        lo, hi = float(images.min()), float(images.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3 or math.isnan(lo) or math.isnan(hi):
+            raise ValueError(f"float images must lie in [0, 1], got range [{lo:.3f}, "
+                             f"{hi:.3f}] (use OutputRange.to_unit for generator outputs)")
+    return 1.0
+
+
 def extract_features(
     classifier: nn.Module, images: Tensor, batch_size: int = 512
 ) -> tuple[Tensor, Tensor]:
@@ -579,19 +595,7 @@ def extract_features(
         raise ValueError(f"expected images [N, {', '.join(map(str, shape))}]"
                          f"{' or [N, 28, 28]' if shape == (1, 28, 28) else ''}, got "
                          f"{tuple(images.shape)}")
-    if images.dtype == torch.uint8:
-        scale = 1.0 / 255.0
-    elif images.dtype.is_floating_point:
-        scale = 1.0
-        if images.numel():
-            lo, hi = float(images.min()), float(images.max())
-            if lo < -1e-3 or hi > 1.0 + 1e-3 or math.isnan(lo) or math.isnan(hi):
-                raise ValueError(
-                    f"float images must lie in [0, 1], got range [{lo:.3f}, {hi:.3f}]"
-                    " (use OutputRange.to_unit for generator outputs)"
-                )
-    else:
-        raise ValueError(f"images must be uint8 or floating point, got {images.dtype}")
+    scale = pixel_scale(images)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tests.helpers import run_module
+from helpers import run_module
 
 TIMED_SUITES = ("inference", "train", "kernels")
 ENV_KEYS = ("device", "device_name", "cpu_cores", "threads", "torch", "triton", "onnxruntime",
