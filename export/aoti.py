@@ -44,6 +44,7 @@ from .onnx_export import (
     _model_meta,
     _quiet,
     checkpoint_meta,
+    image_shape_of,
     prepare_generator,
 )
 from .runtime import ModelFileError, ServedGenerator
@@ -151,9 +152,11 @@ def export_pt2(variant_or_G, path: str | os.PathLike, *, meta: dict | None = Non
         CUDA_TOLERANCE if on_cuda else FP32_TOLERANCE)
     label = f"{fields['variant']} generator"
     threads = torch.get_num_threads()
+    example = latent.sample(EXAMPLE_BATCH, "cpu", torch.Generator().manual_seed(0))
+    model = prepare_generator(G, example)
     model_meta = ModelMeta(**fields, dtype="float32", io_dtype="float32", exporter="aoti",
                            versions={"gan_accel": __version__, "torch": torch.__version__},
-                           quantization={})
+                           quantization={}, image_shape=image_shape_of(model, example, label))
     props = {**model_meta.to_props(PT2_FORMAT), "aoti.device": str(device),
              "aoti.threads": str(threads)}
     try:
@@ -164,8 +167,7 @@ def export_pt2(variant_or_G, path: str | os.PathLike, *, meta: dict | None = Non
                           "--out in a writable folder") from None
     tmp = Path(tmp_name)
     try:
-        example = latent.sample(EXAMPLE_BATCH, "cpu", torch.Generator().manual_seed(0))
-        model = prepare_generator(G, example).to(device)
+        model = model.to(device)
         example = {k: v.to(device) for k, v in example.items()}
         t_compile = time.perf_counter()
         package = _compile(model, example, props, label)
@@ -183,7 +185,8 @@ def export_pt2(variant_or_G, path: str | os.PathLike, *, meta: dict | None = Non
             raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
-    report = {"path": str(path), "variant": fields["variant"], "device": str(device),
+    report = {"path": str(path), "variant": fields["variant"],
+              "image_shape": props["image_shape"], "device": str(device),
               "max_abs_err": errors, "tolerance": tolerance,
               "seconds": time.perf_counter() - t0, "compile_seconds": compile_s,
               "size_bytes": path.stat().st_size, "threads": threads, "metadata": props}

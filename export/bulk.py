@@ -20,11 +20,15 @@ Contract:
   memory, whatever ``n``; a second thread converts finished batches to uint8 and writes the
   shards while the engine computes the next batch.
 
-Shards: ``shard-000000.npz`` with ``images`` uint8 [N, 28, 28], ``start`` (the global index
-of its first image), ``labels`` int64 [N] (cGAN class / InfoGAN categorical code) and
-``codes`` float32 [N, code_dim] (InfoGAN) where the model has them; or ``shard-000000/``
-folders of ``<index>.png`` files (plus ``labels.csv``). Needs only numpy (and Pillow for
-PNG): torch-free like :mod:`export.runtime`.
+Shards: ``shard-000000.npz`` with ``images`` uint8, ``start`` (the global index of its first
+image), ``labels`` int64 [N] (cGAN class / InfoGAN categorical code) and ``codes`` float32
+[N, code_dim] (InfoGAN) where the model has them; or ``shard-000000/`` folders of
+``<index>.png`` files (plus ``labels.csv``). The pixel layout is the one Pillow, PNG and the
+HTTP server's ``.npz`` use: ``[N, H, W]`` for a grey (1-channel) model, as every shard written
+before colour models had, and channels last, ``[N, H, W, 3]``, for a colour one (its PNGs are
+RGB). The shape comes from the model (:attr:`ServedGenerator.image_shape`) and is recorded
+in ``bulk.json``. Needs only numpy (and Pillow for PNG): torch-free like
+:mod:`export.runtime`.
 """
 
 from __future__ import annotations
@@ -120,13 +124,24 @@ def latents(spec: LatentSpec, seed: int, start: int, stop: int,
     return {k: np.concatenate([b[k] for b in blocks])[lo:lo + stop - start] for k in blocks[0]}
 
 
+def pixel_shape(image_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The stored shape of one image of ``image_shape`` ``(C, H, W)``: ``(H, W)`` for one
+    channel, ``(H, W, C)`` (channels last) for colour."""
+    c, h, w = image_shape
+    return (h, w) if c == 1 else (h, w, c)
+
+
 def to_uint8(images: np.ndarray, output_range: str) -> np.ndarray:
-    """Float images [B, 1, 28, 28] in ``output_range`` -> uint8 [B, 28, 28]: ``floor(255 u +
-    0.5)`` of the [0, 1] pixels ``u`` (as PNG grids quantise them), in three float32 passes
-    (the truncating cast is the floor: the values are clipped to [0, 255] first)."""
+    """Float images [B, C, H, W] in ``output_range`` -> uint8 [B, H, W] (one channel) or
+    [B, H, W, C]: ``floor(255 u + 0.5)`` of the [0, 1] pixels ``u`` (as PNG grids quantise
+    them), in three float32 passes (the truncating cast is the floor: the values are clipped
+    to [0, 255] first)."""
     lo, hi = OutputRange(output_range).bounds
     scale = np.float32(255.0 / (hi - lo))
-    buf = np.multiply(images[:, 0], scale, dtype=np.float32)
+    b, c, h, w = images.shape
+    buf = np.empty((b, *pixel_shape((c, h, w))), np.float32)  # C-contiguous, channels last
+    np.multiply(images[:, 0] if c == 1 else images.transpose(0, 2, 3, 1), scale, out=buf,
+                dtype=np.float32)
     buf += np.float32(0.5 - lo * scale)
     np.clip(buf, 0.0, 255.0, out=buf)
     return buf.astype(np.uint8)
@@ -281,9 +296,10 @@ class _Assembler:
     conversion, labels, the atomic write) while the engine computes the next batch."""
 
     def __init__(self, out: Path, plan: BulkPlan, todo: list[int], spec: LatentSpec,
-                 output_range: str, on_shard):
+                 output_range: str, image_shape: tuple[int, int, int], on_shard):
         self.out, self.plan, self.todo, self.spec = out, plan, todo, spec
         self.output_range, self.on_shard = output_range, on_shard
+        self.image_shape, self.pixels = tuple(image_shape), pixel_shape(image_shape)
         self.queue: queue.Queue = queue.Queue(maxsize=2)  # engine batches in flight
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="bulk-shards", daemon=True)
@@ -332,6 +348,9 @@ class _Assembler:
         if item is None:
             raise EOFError("the engine stopped before the last shard")
         j, images, feeds = item
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"the engine returned images {list(images.shape[1:])}; the "
+                             f"model's image shape is {list(self.image_shape)}")
         return j, to_uint8(images, self.output_range), side_arrays(self.spec, feeds)
 
     def _run(self) -> None:
@@ -339,7 +358,7 @@ class _Assembler:
         try:
             for k in self.todo:
                 start, stop = plan.bounds(k)
-                images = np.empty((stop - start, 28, 28), np.uint8)
+                images = np.empty((stop - start, *self.pixels), np.uint8)
                 side: dict[str, np.ndarray] = {}
                 for j in range(start // plan.batch, (stop - 1) // plan.batch + 1):
                     while batch is None or batch[0] < j:  # batches arrive in order
@@ -394,8 +413,9 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
     peak_rss_mb."""
     from tqdm import tqdm
 
-    spec, output_range = gen.meta.latent, gen.meta.output_range
+    spec, output_range, image_shape = gen.meta.latent, gen.meta.output_range, gen.image_shape
     doc = {**ident, "shards": plan.shards, "status": "running",
+           "image_shape": list(image_shape), "pixels": list(pixel_shape(image_shape)),
            "model": model or {}, "engine": engine or getattr(gen, "engine", {})}
     _write_manifest(out, plan, doc)
     todo_images = sum(b - a for a, b in map(plan.bounds, todo))
@@ -403,7 +423,7 @@ def write_shards(gen, out: Path, plan: BulkPlan, todo: list[int], ident: dict, *
                                                      (plan.bounds(k)[1] - 1) // plan.batch + 1)})
     bar = tqdm(total=plan.n, initial=plan.n - todo_images, unit="img", unit_scale=True,
                disable=not progress, desc=f"sampling into {out.name}", smoothing=0.1)
-    stage = _Assembler(out, plan, todo, spec, output_range, bar.update)
+    stage = _Assembler(out, plan, todo, spec, output_range, image_shape, bar.update)
     t0 = time.perf_counter()
     engine_s = 0.0  # wall time inside gen.run: the rest is the pipeline's own cost
     try:

@@ -37,7 +37,7 @@ def check_label(spec, label: int) -> None:
 
 
 def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
-    """Images [args.n, 1, 28, 28] (torch, float32) from ``args.onnx`` and its output range."""
+    """Images [args.n, C, H, W] (torch, float32) from ``args.onnx`` and its output range."""
     import torch
 
     for flag in ("best", "ema"):
@@ -62,7 +62,7 @@ def sample_onnx_grid(args) -> tuple[torch.Tensor, str]:
 
 
 def sample_pt2_grid(args) -> tuple[torch.Tensor, str]:
-    """Images [args.n, 1, 28, 28] (torch, float32) from the AOTInductor package ``args.pt2``."""
+    """Images [args.n, C, H, W] (torch, float32) from the AOTInductor package ``args.pt2``."""
     import torch
 
     from .aoti import Pt2Generator

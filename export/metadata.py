@@ -2,6 +2,9 @@
 
 Every value is a plain string, so any ONNX viewer shows it. ``ModelMeta`` is the parsed form:
 enough to draw the generator's inputs and read its pixels without the training checkpoint.
+``image_shape`` (``"3x64x64"``) is the ``[C, H, W]`` of one image: 1 (grey) or 3 (RGB)
+channels. Exports written before it existed lack it; their runtimes read the shape from the
+graph's output (every such export is 1x28x28).
 """
 
 from __future__ import annotations
@@ -14,6 +17,21 @@ from ..ranges import OutputRange
 FORMAT = "gan-accel-onnx/1"
 PT2_FORMAT = "gan-accel-pt2/1"  # the same keys, in an AOTInductor package's metadata
 OUTPUT_NAME = "image"
+IMAGE_CHANNELS = (1, 3)  # grey or RGB: what PNG grids, shards and the web page draw
+
+
+def format_image_shape(shape: tuple[int, int, int]) -> str:
+    """``(3, 64, 64)`` -> ``"3x64x64"``."""
+    return "x".join(str(int(s)) for s in shape)
+
+
+def parse_image_shape(text: str) -> tuple[int, int, int]:
+    """``"3x64x64"`` -> ``(3, 64, 64)``; ValueError for anything else."""
+    parts = text.split("x")
+    if len(parts) != 3:
+        raise ValueError(f"image_shape {text!r} is not CxHxW")
+    c, h, w = (int(p) for p in parts)
+    return (c, h, w)
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class ModelMeta:
     ema: bool = False
     versions: dict = field(default_factory=dict)  # gan_accel, torch, onnx
     quantization: dict = field(default_factory=dict)  # int8 exports: calibration, gate, ops
+    image_shape: tuple[int, int, int] | None = None  # [C, H, W]; None: an older export
 
     @property
     def latent(self) -> LatentSpec:
@@ -61,6 +80,8 @@ class ModelMeta:
                 props.update({f"version.{k}": str(v) for k, v in value.items()})
             elif key == "quantization":
                 props.update({f"quant.{k}": str(v) for k, v in value.items()})
+            elif key == "image_shape":
+                props[key] = "" if value is None else format_image_shape(value)
             elif value is None:
                 props[key] = ""
             else:
@@ -87,7 +108,9 @@ class ModelMeta:
                 versions={k[len("version."):]: v for k, v in props.items()
                           if k.startswith("version.")},
                 quantization={k[len("quant."):]: v for k, v in props.items()
-                              if k.startswith("quant.")})
+                              if k.startswith("quant.")},
+                image_shape=(parse_image_shape(props["image_shape"])
+                             if props.get("image_shape") else None))
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{where} has broken gan-accel metadata ({exc!r}); "
                              "re-export it") from None
@@ -103,3 +126,16 @@ class ModelMeta:
             OutputRange(self.output_range)
         except ValueError:
             raise ValueError(f"{where}: unknown output range {self.output_range!r}") from None
+        if self.image_shape is not None:
+            check_image_shape(self.image_shape, where)
+
+
+def check_image_shape(shape, where: str = "model") -> tuple[int, int, int]:
+    """``shape`` as a ``(C, H, W)`` tuple of ints; ValueError naming ``where`` unless C is 1
+    or 3 and H, W are positive."""
+    shape = tuple(shape)
+    if (len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape)
+            or shape[0] not in IMAGE_CHANNELS):
+        raise ValueError(f"{where}: image shape {list(shape)} is not [C, H, W] with C in "
+                         f"{IMAGE_CHANNELS}; re-export it")
+    return shape

@@ -12,7 +12,8 @@ Pipeline (on a CPU deep copy; the caller's model is never touched):
    too and was slower or no faster: onnxruntime's DepthToSpace costs more than it saves.
 2. ``torch.onnx.export(dynamo=True)`` with a dynamic batch axis named ``batch``; if that
    exporter fails, the TorchScript exporter, said on stderr and in the report.
-3. Metadata (:class:`export.metadata.ModelMeta`) into ``metadata_props``.
+3. Metadata (:class:`export.metadata.ModelMeta`) into ``metadata_props``, with the image
+   shape ``[C, H, W]`` the generator produces (1 or 3 channels, any side: 28, 32, 64 px).
 4. Validation on a temporary file next to the target: ``onnx.checker``, then onnxruntime
    (CPU, the runtime's default options) against the eager fp32 generator at batch 1, 7 and 64;
    only a model within tolerance is renamed onto ``path``.
@@ -52,7 +53,7 @@ from ..latent import LATENT_FIELDS, LatentSpec
 from ..ranges import OutputRange
 from ..variants import Variant
 from .conv_form import ConvTransposeAsLinear, to_conv_form
-from .metadata import OUTPUT_NAME, ModelMeta
+from .metadata import OUTPUT_NAME, ModelMeta, check_image_shape, format_image_shape
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native floor: widest runtime support (ORT >= 1.14)
 MIN_OPSET = 18  # lower opsets need onnx's version converter, which can fail or be skipped
@@ -273,6 +274,21 @@ def _model_meta(G_or_variant, meta: dict | None) -> tuple[nn.Module, LatentSpec,
     return G, latent, {**fields, **lat, **meta}
 
 
+def image_shape_of(model: nn.Module, example: dict[str, torch.Tensor],
+                   label: str) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` of the images the export-ready ``model`` (eval mode, CPU) makes from
+    ``example``; ExportError unless it is [B, C, H, W] with 1 or 3 channels."""
+    with torch.no_grad():
+        out = model(**example)
+    shape = tuple(int(s) for s in out.shape[1:])
+    try:
+        if out.dim() != 4:
+            raise ValueError(f"{label}: output {list(out.shape)} is not [batch, C, H, W]")
+        return check_image_shape(shape, label)
+    except ValueError as exc:
+        raise ExportError(f"cannot export: {exc}") from None
+
+
 def _count_ops(model: onnx.ModelProto, op_type: str) -> int:
     return sum(n.op_type == op_type for n in model.graph.node)
 
@@ -372,6 +388,7 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
     label = f"{fields['variant']} generator"
     example = latent.sample(EXAMPLE_BATCH, "cpu", torch.Generator().manual_seed(0))
     model = prepare_generator(G, example, conv_form=conv_form)
+    fields = {**fields, "image_shape": image_shape_of(model, example, label)}
     if fp16:
         model = HalfPrecision(model).eval()
     proto, exporter = _to_onnx(model, example, opset, label)
@@ -391,7 +408,8 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name, proto.producer_version = "gan-accel", __version__
     proto.doc_string = (f"gan-accel {fields['variant']} generator: inputs "
-                        f"{latent.input_names}, output {OUTPUT_NAME} [batch, 1, 28, 28] in "
+                        f"{latent.input_names}, output {OUTPUT_NAME} [batch, "
+                        f"{', '.join(map(str, fields['image_shape']))}] in "
                         f"{fields['output_range']} range")
     t_export = time.perf_counter() - t0
 
@@ -408,7 +426,9 @@ def _export_to(tmp: Path, path: Path, G: nn.Module, latent: LatentSpec, fields: 
         raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
     t_total = time.perf_counter() - t0
     report = {
-        "path": str(path), "variant": fields["variant"], "exporter": exporter, "opset": opset,
+        "path": str(path), "variant": fields["variant"],
+        "image_shape": format_image_shape(fields["image_shape"]), "exporter": exporter,
+        "opset": opset,
         "dtype": model_meta.dtype, "max_abs_err": errors, "tolerance": tolerance,
         "seconds": t_total, "export_seconds": t_export, "validate_seconds": t_total - t_export,
         "size_bytes": path.stat().st_size,

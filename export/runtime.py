@@ -1,7 +1,8 @@
 """Serve an exported generator with only ``onnxruntime`` and ``numpy`` (no torch, no gan_accel).
 
     gen = OnnxGenerator("g.onnx")            # CUDA if onnxruntime-gpu sees a GPU, else CPU
-    images = gen.sample(64, seed=0)          # [64, 1, 28, 28] float32 in gen.output_range
+    images = gen.sample(64, seed=0)          # [64, C, H, W] float32 in gen.output_range
+    gen.image_shape                          # (C, H, W): (1, 28, 28), (3, 64, 64), ...
     images = gen.run(z, label=label)         # your own latent
     gen.engine                               # every engine choice, for logs and benchmarks
 
@@ -27,6 +28,7 @@ Engine choices, as onnxruntime's documentation advises them (all recorded in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +38,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..atomic import disk_is_full
-from .metadata import OUTPUT_NAME, ModelMeta
+from .metadata import OUTPUT_NAME, ModelMeta, check_image_shape
 
 CPU, CUDA, TENSORRT = ("CPUExecutionProvider", "CUDAExecutionProvider",
                        "TensorrtExecutionProvider")
@@ -166,6 +168,17 @@ class ServedGenerator:
         return self.meta.output_range
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image: the metadata's, or (an export older than that field)
+        what one generated image has."""
+        if self.meta.image_shape is not None:
+            return self.meta.image_shape
+        shape = getattr(self, "_probed_shape", None)
+        if shape is None:
+            shape = self._probed_shape = tuple(int(s) for s in self.sample(1, seed=0).shape[1:])
+        return shape
+
+    @property
     def num_labels(self) -> int:
         """Classes a ``label`` selects: cGAN classes, or InfoGAN's categorical code size."""
         return self.meta.latent.num_labels
@@ -247,7 +260,7 @@ class ServedGenerator:
 
     def sample(self, n: int, seed: int | None = None, label=None,
                codes: np.ndarray | None = None) -> np.ndarray:
-        """``n`` images, float32 [n, 1, 28, 28] in :attr:`output_range`, from a fresh latent
+        """``n`` images, float32 [n, C, H, W] in :attr:`output_range`, from a fresh latent
         (see :meth:`latent` for ``seed``, ``label`` and ``codes``)."""
         return self.run(**self.latent(n, seed, label, codes))
 
@@ -360,7 +373,31 @@ class OnnxGenerator(ServedGenerator):
         if names != meta.input_names:
             raise ModelFileError(f"{self.path}: graph inputs {names} do not match its "
                                  f"metadata {meta.input_names}; re-export it")
-        return meta, names
+        return self._with_graph_shape(meta), names
+
+    def _with_graph_shape(self, meta: ModelMeta) -> ModelMeta:
+        """``meta`` with its image shape checked against the graph's static output shape
+        ``[batch, C, H, W]`` (ModelFileError if they differ); an export older than the
+        ``image_shape`` field gets the graph's."""
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if OUTPUT_NAME not in outputs:
+            raise ModelFileError(f"{self.path}: the graph has no {OUTPUT_NAME!r} output "
+                                 f"(outputs {sorted(outputs)}); re-export it")
+        dims = outputs[OUTPUT_NAME]
+        static = (tuple(dims[1:]) if len(dims) == 4 and all(isinstance(d, int)
+                                                             for d in dims[1:]) else None)
+        if static is None:
+            return meta
+        if meta.image_shape is None:
+            try:
+                shape = check_image_shape(static, str(self.path))
+            except ValueError as exc:
+                raise ModelFileError(str(exc)) from None
+            return dataclasses.replace(meta, image_shape=shape)
+        if static != meta.image_shape:
+            raise ModelFileError(f"{self.path}: the graph makes {list(static)} images but its "
+                                 f"metadata says {list(meta.image_shape)}; re-export it")
+        return meta
 
     def _describe(self, saved: Path | None, note: str | None) -> dict:
         """Every engine choice, as the session holds it (recorded by bench and bulk runs)."""
@@ -397,7 +434,7 @@ class OnnxGenerator(ServedGenerator):
     def run(self, z: np.ndarray, label: np.ndarray | None = None,
             codes: np.ndarray | None = None) -> np.ndarray:
         """Generate from given inputs: ``z`` float32 [B, z_dim] (+ ``label`` int [B],
-        ``codes`` float32 [B, code_dim]). Returns float32 [B, 1, 28, 28]."""
+        ``codes`` float32 [B, code_dim]). Returns float32 [B, C, H, W] (:attr:`image_shape`)."""
         feeds = self.check_inputs(z, label, codes)
         if self.cuda_graph_batch:
             return self._run_graph(feeds)
@@ -457,7 +494,7 @@ class OnnxGenerator(ServedGenerator):
             inputs = {k: ort.OrtValue.ortvalue_from_numpy(v, "cuda", device_id)
                       for k, v in feeds.items()}
             output = ort.OrtValue.ortvalue_from_shape_and_type(
-                [n, 1, 28, 28], np.float32, "cuda", device_id)
+                [n, *self.image_shape], np.float32, "cuda", device_id)
             binding = self.session.io_binding()
             for k, v in inputs.items():
                 binding.bind_ortvalue_input(k, v)

@@ -15,7 +15,8 @@ from .ranges import OutputRange
 
 def save_grid(images: torch.Tensor, path: Path, output_range: str, nrow: int = 8,
               scale: int = 2) -> None:
-    """Save ``images`` [N, 1, H, W] as one PNG grid (upscaled ``scale``x for legibility)."""
+    """Save ``images`` [N, C, H, W] (C 1 or 3) as one RGB PNG grid (upscaled ``scale``x for
+    legibility; torchvision repeats a single channel into grey RGB)."""
     x = OutputRange(output_range).to_unit(images.detach().float().cpu())
     if scale > 1:
         x = torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")

@@ -147,10 +147,10 @@ def _export_file(args, fmt: Format, out: Path) -> int:
     for b, err in report["max_abs_err"].items():
         print(f"validated batch {b:>3}: max |onnxruntime - pytorch| = {err:.2e} "
               f"(tolerance {report['tolerance']:g})")
-    print(f"wrote {out} ({report['size_bytes'] / 1024:.0f} KiB): {report['variant']} generator, "
-          f"step {meta['step'] or '?'}, inputs {meta['input_names']}, {report['dtype']}, "
-          f"opset {report['opset']}, {report['exporter']} exporter, "
-          f"{report['seconds']:.1f} s")
+    print(f"wrote {out} ({report['size_bytes'] / 1024:.0f} KiB): {report['variant']} generator "
+          f"({meta['image_shape']} images), step {meta['step'] or '?'}, inputs "
+          f"{meta['input_names']}, {report['dtype']}, opset {report['opset']}, "
+          f"{report['exporter']} exporter, {report['seconds']:.1f} s")
     return 0
 
 
@@ -210,8 +210,8 @@ def _export_int8(args, out: Path, opset: int) -> int:
                                  calibration=calibration, gate_samples=args.gate_samples)
     print(format_report(report))
     print(f"wrote {out} ({report['size_bytes'] / 1024:.0f} KiB, fp32 "
-          f"{report['fp32_size_bytes'] / 1024:.0f} KiB): {report['variant']} generator, int8 "
-          f"QDQ, {report['seconds']:.1f} s")
+          f"{report['fp32_size_bytes'] / 1024:.0f} KiB): {report['variant']} generator "
+          f"({report['metadata']['image_shape']} images), int8 QDQ, {report['seconds']:.1f} s")
     return 0
 
 
@@ -229,8 +229,9 @@ def _export_pt2(args, out: Path) -> int:
     for b, err in report["max_abs_err"].items():
         print(f"validated batch {b:>3}: max |pt2 - pytorch| = {err:.2e} "
               f"(tolerance {report['tolerance']:g})")
-    print(f"wrote {out} ({report['size_bytes'] / 1024:.0f} KiB): {report['variant']} generator, "
-          f"AOTInductor for {report['device']} ({report['threads']} threads), dynamic batch, "
+    print(f"wrote {out} ({report['size_bytes'] / 1024:.0f} KiB): {report['variant']} generator "
+          f"({report['image_shape']} images), AOTInductor for {report['device']} "
+          f"({report['threads']} threads), dynamic batch, "
           f"compiled in {report['compile_seconds']:.1f} s")
     return 0
 

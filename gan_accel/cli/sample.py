@@ -167,11 +167,12 @@ def _numpy(latent: dict[str, torch.Tensor]) -> dict:
     return {k: v.numpy() for k, v in latent.items()}
 
 
-def _blank(output_range: str, n: int = 1) -> torch.Tensor:
-    """Mid-grey tiles (no image) in the generator's range."""
+def _blank(output_range: str, image_shape: tuple[int, ...], n: int = 1) -> torch.Tensor:
+    """``n`` mid-grey tiles (no image) of ``image_shape`` ``(C, H, W)`` in the generator's
+    range (grey in every channel: RGB grids of a colour model stay RGB)."""
     import torch
 
-    return torch.full((n, 1, 28, 28), 0.0 if output_range == "symmetric" else 0.5)
+    return torch.full((n, *image_shape), 0.0 if output_range == "symmetric" else 0.5)
 
 
 # ----------------------------------------------------------------------------- applications
@@ -241,8 +242,8 @@ def arithmetic(variant, args) -> tuple[torch.Tensor, int, str]:
     width = max(len(idx) for _, idx in terms) + 2  # members, a grey gap, the mean
     tiles = []
     for _, idx in terms:
-        tiles += [_generate(variant, latent_apps.pick(pool, idx), args.device),
-                  _blank(out_range, width - 1 - len(idx)),
+        members = _generate(variant, latent_apps.pick(pool, idx), args.device)
+        tiles += [members, _blank(out_range, members.shape[1:], width - 1 - len(idx)),
                   _generate(variant, latent_apps.mean_latent(pool, idx), args.device)]
     gen = torch.Generator().manual_seed(args.seed + 1)
     noise = 0.25 * spec.sample_z(width - 1, "cpu", gen)  # [W-1, z_dim]
@@ -338,11 +339,13 @@ def bulk_main(args, out: Path) -> int:
         print(f"{out} already holds all {plan.n:,} images ({plan.shards} shards); nothing to do")
         return 0
     resume = f"; resuming: {done} of {plan.shards} shards already there" if done else ""
-    print(f"sampling {plan.n:,} images of {gen.meta.variant} into {out} ({plan.shards} "
+    shape = "x".join(map(str, gen.image_shape))
+    print(f"sampling {plan.n:,} {shape} images of {gen.meta.variant} into {out} ({plan.shards} "
           f"{plan.shard_format} shards of {plan.shard_size:,}, batch {plan.batch}, {kind}"
           f"{resume})", flush=True)
     model = {"file": str(model_file), "variant": gen.meta.variant, "dtype": gen.meta.dtype,
              "step": gen.meta.step, "output_range": gen.meta.output_range,
+             "image_shape": list(gen.image_shape),
              "latent": gen.meta.latent.to_meta()}
     summary = bulk.write_shards(gen, out, plan, todo, ident, model=model,
                                 progress=not opts["no_progress"])
