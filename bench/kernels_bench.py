@@ -3,7 +3,9 @@
 Cases (op, shape, impl, pass):
 
 * ``spectral_norm`` on weight matrices ``[out, in*k*k]``: the seed D's (32x16, 64x128,
-  128x1024, 1x2048), InfoGAN's heads (10x2048) and a sweep of bigger ones; ``fwd`` is one
+  128x1024, 1x2048), InfoGAN's heads (10x2048), the largest of the 64x64 Ds at the paper's
+  width (the dcgan D's 512x256x4x4 conv: 512x4096; the resnet D's 1024x512x3x3: 1024x4608)
+  and a sweep of bigger ones; ``fwd`` is one
   training forward (power iteration + sigma + W / sigma), ``fwd+bwd`` adds the gradient into
   the weight. Implementations: ``torch-parametrization``
   (``torch.nn.utils.parametrizations.spectral_norm``, the baseline), ``torch-reference``
@@ -13,7 +15,8 @@ Cases (op, shape, impl, pass):
   show where the switch (``TileConfig.sn_multi_min``) belongs.
 * ``seed_D_sn``: all four spectrally normalised weights of the seed DCGAN D, training
   forward + backward (what one D call costs in spectral norm), parametrization vs triton.
-* ``gp_norm`` ``mean_i((||g_i|| - 1)^2)`` on ``[B, N]`` gradients: ``torch`` (the composite,
+* ``gp_norm`` ``mean_i((||g_i|| - 1)^2)`` on ``[B, N]`` gradients (batch 64 of 1x28x28:
+  64x784; of 3x32x32: 64x3072; of 3x64x64: 64x12288): ``torch`` (the composite,
   ``kernels.torch_gp_norm_penalty``, the baseline), ``torch-compiled`` and ``triton``.
 * ``dispatch``: host time of one spectral-norm / penalty fwd+bwd with the Triton launches
   replaced by no-ops: the registered ``torch.ops.gan_accel`` path against the direct eager
@@ -62,11 +65,15 @@ from .common import (
 )
 
 SN_SEED = [(32, 16), (64, 128), (128, 1024), (1, 2048), (10, 2048)]
+# the largest SN weights of the 64x64 Ds at paper width (ndf 64): dcgan's 512x256x4x4 conv,
+# resnet's 1024x512x3x3
+SN_D64 = [(512, 4096), (1024, 4608)]
 SN_SWEEP = [(256, 2304), (512, 4608), (1024, 9216), (4096, 4096)]
 GP_SEED = [(64, 784)]  # WGAN-GP on 28x28 at batch 64
-GP_SWEEP = [(256, 784), (1024, 784), (4096, 784), (16384, 784), (64, 12288), (1024, 12288)]
-QUICK_SN = [(64, 128)]
-QUICK_GP = [(64, 784)]
+GP_COLOUR = [(64, 3072), (64, 12288)]  # batch 64 of 3x32x32 and 3x64x64 inputs
+GP_SWEEP = [(256, 784), (1024, 784), (4096, 784), (16384, 784), (1024, 12288)]
+QUICK_SN = [(64, 128), (512, 4096)]
+QUICK_GP = [(64, 784), (64, 12288)]
 # the seed DCGAN D's four spectrally normalised convolutions (ndf = 16, no bias)
 SEED_D_CONVS = [(1, 32, 4, 2, 1), (32, 64, 2, 2, 1), (64, 128, 4, 2, 1), (128, 1, 4, 1, 0)]
 SEED_D_SHAPE = "4 layers"  # 32x16, 64x128, 128x1024, 1x2048
@@ -87,7 +94,8 @@ ALL_IMPLS = tuple(dict.fromkeys(SN_IMPLS + SN_CUDA_ONLY + SEED_D_IMPLS + GP_IMPL
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("kernels suite")
     g.add_argument("--no-sweep", action="store_true",
-                   help="only the seed model's shapes, no sweep of larger ones")
+                   help="only the models' shapes (the seed D, the 64x64 Ds, 28/32/64 px "
+                        "penalties), no sweep of larger ones")
     g.add_argument("--kernel-impls", default=None, metavar="NAME,...",
                    help=f"only these implementations (baselines are always kept): "
                         f"{','.join(ALL_IMPLS)}")
@@ -111,7 +119,8 @@ def _impl_filter(text: str | None) -> set[str] | None:
 def _shapes(ctx: Context, sweep: bool) -> tuple[list, list]:
     if ctx.quick:
         return QUICK_SN, QUICK_GP
-    return SN_SEED + (SN_SWEEP if sweep else []), GP_SEED + (GP_SWEEP if sweep else [])
+    return (SN_SEED + SN_D64 + (SN_SWEEP if sweep else []),
+            GP_SEED + GP_COLOUR + (GP_SWEEP if sweep else []))
 
 
 def _cases(ctx: Context, sweep: bool) -> list[tuple[str, tuple, str, str]]:
@@ -161,6 +170,9 @@ def run(args: argparse.Namespace, ctx: Context) -> Result:
              "GB/s counts the minimum traffic (see bench/kernels_bench.py) over the GPU time "
              "on CUDA, the wall time elsewhere; bw_fraction = GB/s / device peak (N/A on CPU)",
              "seed_D_sn: the seed DCGAN D's four SN weights, training fwd+bwd together",
+             "spectral_norm 512x4096 / 1024x4608: the largest SN weights of the 64x64 dcgan / "
+             "resnet Ds at paper width (ndf 64); gp_norm 64x784 / 64x3072 / 64x12288: the "
+             "penalty at batch 64 of 1x28x28 / 3x32x32 / 3x64x64 inputs",
              "dispatch: host time with the Triton launches stubbed out (no kernel runs): the "
              "registered custom-op path vs the direct eager path",
              "small shapes are launch/overhead-bound: their GB/s is far from the peak"]
