@@ -11,10 +11,16 @@ gate is renamed onto ``path``):
    ranges calibrated (MinMax) on latent draws from the generator's own latent
    distribution (:class:`LatentCalibrationReader`).
 3. The quality gate (:class:`Gate`): the same latents through the fp32 generator and the
-   int8 model, both scored by the shipped evaluation classifier
-   (:mod:`gan_accel.evaluation`): the classifier's class must agree on ``>= 98%`` of the
-   samples and the FID (against the same real images) may move by ``<= 5%`` relative.
-   A refused model raises :class:`QualityGateError`; nothing is written.
+   int8 model, both measured in the evaluation feature space of the run's own images
+   (:mod:`gan_accel.evaluation`, at the run's resolution and channels): the FID (against the
+   same real images) may move by ``<= 5%`` relative, and where that space is a classifier
+   (MNIST / Fashion-MNIST: the shipped one; a labelled folder or emoji: the one trained on
+   its own split, trained first if its cache has none) its class must agree on ``>= 98%``
+   of the samples. An unlabelled folder is measured in ``random-cnn-seed0``, which has no
+   classes: there the FID change alone decides, and the report says so. The samples are
+   ``--gate-samples``, by default 2,000 or, for a smaller set, the most it holds a
+   real-vs-real floor for (half its images). A refused model raises
+   :class:`QualityGateError`; nothing is written.
 4. Which operators still run in float: read from the graph onnxruntime actually runs
    (optimisation level ``all``), see :func:`float_operators`.
 """
@@ -30,7 +36,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +56,7 @@ from ..latent import LatentSpec
 from ..ranges import OutputRange
 from .metadata import OUTPUT_NAME, ModelMeta
 from .onnx_export import (
+    EXAMPLE_BATCH,
     NOTHING_WRITTEN,
     ExportError,
     _first_line,
@@ -57,6 +64,7 @@ from .onnx_export import (
     _quiet,
     checkpoint_meta,
     export_generator,
+    image_shape_of,
 )
 
 ACTIVATION_TYPE, WEIGHT_TYPE = QuantType.QUInt8, QuantType.QInt8
@@ -104,15 +112,32 @@ class Calibration:
                 f"{self.method}")
 
 
+DEFAULT_GATE_SAMPLES = 2000
+
+
 @dataclass(frozen=True)
 class Gate:
-    """The quality an int8 model must keep against its fp32 model on ``samples`` latents."""
+    """The quality an int8 model must keep against its fp32 model on ``samples`` latents,
+    measured on the images of ``dataset`` (``data_dir``, ``resolution``, ``channels``,
+    ``background``: as the run loaded them; 0 / None: the dataset's own)."""
 
-    samples: int = 2000
+    samples: int | None = DEFAULT_GATE_SAMPLES  # None: 2000, or the most the data allows
     min_agreement: float = 0.98  # evaluation-classifier class, int8 == fp32
     max_fid_change: float = 0.05  # |FID int8 - FID fp32| / FID fp32
-    dataset: str = "mnist-5k"  # which evaluation classifier and real images
+    dataset: str = "mnist-5k"  # which evaluation feature space and real images
     seed: int = 1000  # latent seed of the gate samples (not the calibration's)
+    data_dir: str | None = None
+    resolution: int = 0
+    channels: int = 0
+    background: float | None = None
+
+    @classmethod
+    def for_config(cls, cfg, samples: int | None = None) -> Gate:
+        """The gate of a run's config: its dataset at the resolution and channels it
+        trained at."""
+        return cls(samples=samples, dataset=cfg.dataset, data_dir=cfg.data_dir,
+                   resolution=cfg.resolution, channels=cfg.channels,
+                   background=getattr(cfg, "background", None))
 
 
 class LatentCalibrationReader(CalibrationDataReader):
@@ -165,24 +190,41 @@ def _onnx_images(path: Path, feeds: dict[str, np.ndarray], threads: int | None,
 
 
 def gate_real_data(gate: Gate):
-    """The real images the gate's FID uses; UserError if ``gate.samples`` does not fit."""
+    """(the real images the gate's FID uses, ``gate`` with its sample count): UserError if
+    ``gate.samples`` does not fit; ``None`` samples become 2000 or, for a smaller set, the
+    most it holds a floor for."""
     from ..evaluation import load_real_data
 
-    real = load_real_data(gate.dataset, log=lambda *_: None)
+    real = load_real_data(gate.dataset, gate.data_dir, log=lambda *_: None,
+                          resolution=gate.resolution, channels=gate.channels,
+                          background=gate.background)
+    if gate.samples is None:
+        gate = replace(gate, samples=min(DEFAULT_GATE_SAMPLES, real.max_n()))
     real.check_n(gate.samples, "--gate-samples")
-    return real
+    return real, gate
+
+
+def _check_gate_shape(real, image_shape: tuple[int, int, int], label: str) -> None:
+    """UserError before the work when the gate's real images and the generator's differ."""
+    if tuple(real.image_shape) != tuple(image_shape):
+        fmt = "x".join
+        raise ExportError(f"the {label} makes {fmt(map(str, image_shape))} images but the "
+                          f"gate's {real.dataset} images are {fmt(map(str, real.image_shape))}; "
+                          "quantize the run's checkpoint (its data is the gate's) or pass a "
+                          "Gate with the resolution and channels it was trained at")
 
 
 def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Gate,
                  real=None) -> dict:
-    """Score both image sets (same latents) with the evaluation classifier; returns the
-    figures and ``passed``. Images are ``[n, 1, 28, 28]`` float32 in ``output_range``;
-    ``real``: :func:`gate_real_data` (loaded here when not given)."""
+    """Measure both image sets (same latents) in the evaluation feature space of the gate's
+    data; returns the figures and ``passed``. Images are ``[n, C, H, W]`` float32 in
+    ``output_range``; ``real``: :func:`gate_real_data`'s (loaded here when not given).
+    ``agreement`` is None where the space has no classes (an unlabelled folder)."""
     from ..evaluation import build_real_features, feature_space_for
     from ..evaluation.metrics import frechet_distance
 
-    real = real if real is not None else gate_real_data(gate)
-    space = feature_space_for(real, "classifier")
+    real = real if real is not None else gate_real_data(gate)[0]
+    space = feature_space_for(real, "auto")
     real_features = build_real_features(space, real, len(fp32), kid_subsets=1)
     rng = OutputRange(output_range)
     feats, preds = {}, {}
@@ -193,27 +235,38 @@ def quality_gate(fp32: np.ndarray, int8: np.ndarray, output_range: str, gate: Ga
         feats[name], preds[name] = space.extract(
             rng.to_unit(torch.from_numpy(np.ascontiguousarray(images)).float()))
     fid = {k: frechet_distance(real_features.feats, f) for k, f in feats.items()}
-    agreement = float((preds["int8"] == preds["fp32"]).double().mean())
+    agreement = (None if preds["fp32"] is None
+                 else float((preds["int8"] == preds["fp32"]).double().mean()))
     change = abs(fid["int8"] - fid["fp32"]) / fid["fp32"]
     err = np.abs(int8.astype(np.float64) - fp32)
     return {
         "samples": len(fp32), "dataset": gate.dataset, "seed": gate.seed,
+        "feature_space": space.name,
         "agreement": agreement, "min_agreement": gate.min_agreement,
         "fid_fp32": fid["fp32"], "fid_int8": fid["int8"], "fid_change": change,
         "max_fid_change": gate.max_fid_change, "fid_floor": real_features.fid_floor,
         "max_abs_err": float(err.max()), "mean_abs_err": float(err.mean()),
-        "passed": agreement >= gate.min_agreement and change <= gate.max_fid_change,
+        "passed": ((agreement is None or agreement >= gate.min_agreement)
+                   and change <= gate.max_fid_change),
     }
+
+
+def _agreement_text(g: dict) -> str:
+    if g["agreement"] is None:
+        return (f"no classes in {g['feature_space']} (unlabelled data): the FID change "
+                "alone decides")
+    return f"classifier agreement {g['agreement']:.2%} (>= {g['min_agreement']:.0%})"
 
 
 def _gate_message(label: str, g: dict) -> str:
     misses = []
-    if not g["agreement"] >= g["min_agreement"]:
+    if g["agreement"] is not None and not g["agreement"] >= g["min_agreement"]:
         misses.append(f"the evaluation classifier agrees with fp32 on {g['agreement']:.1%} of "
                       f"{g['samples']} samples < {g['min_agreement']:.0%}")
     if not g["fid_change"] <= g["max_fid_change"]:
         misses.append(f"FID {g['fid_int8']:.2f} vs fp32 {g['fid_fp32']:.2f} "
-                      f"({g['fid_change']:+.1%}) moves more than {g['max_fid_change']:.0%}")
+                      f"({g['fid_change']:+.1%}, {g['feature_space']}) moves more than "
+                      f"{g['max_fid_change']:.0%}")
     return (f"int8 quality gate refused the {label}: {'; '.join(misses)}; nothing was "
             "written (calibrate on more latent draws, or serve the fp32 export)")
 
@@ -312,7 +365,7 @@ def describe_float_ops(floats: list[onnx.NodeProto], kept: list[str]) -> list[di
 # export
 # ---------------------------------------------------------------------------------------------
 def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | None = None,
-                       calibration: Calibration = Calibration(), gate: Gate = Gate(),
+                       calibration: Calibration = Calibration(), gate: Gate | None = None,
                        reader: CalibrationDataReader | None = None,
                        threads: int | None = None, verbose: bool = False) -> dict:
     """Export an int8 (QDQ) ONNX generator to ``path``, only if it passes ``gate``.
@@ -320,7 +373,9 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
     Args:
         variant_or_G, meta: as for :func:`export.onnx_export.export_generator`.
         calibration: the latent draws the activation ranges are calibrated on.
-        gate: the quality the int8 model must keep (see the module docstring).
+        gate: the quality the int8 model must keep (see the module docstring); default:
+            a variant's own data (:meth:`Gate.for_config` of ``variant.cfg``), for a bare
+            generator :class:`Gate` () (mnist-5k).
         reader: calibration feeds to use instead of ``calibration``'s latent draws.
         threads: onnxruntime threads for calibration and the gate.
     Returns:
@@ -339,7 +394,13 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
                           f"{', '.join(CALIBRATION_METHODS)}")
     G, latent, fields = _model_meta(variant_or_G, meta)
     label = f"{fields['variant']} generator"
-    real = gate_real_data(gate)  # a bad --gate-samples fails here, before the work
+    if gate is None:
+        cfg = getattr(variant_or_G, "cfg", None)
+        gate = Gate() if cfg is None else Gate.for_config(cfg)
+    real, gate = gate_real_data(gate)  # a bad --gate-samples fails here, before the work
+    example = latent.sample(EXAMPLE_BATCH, "cpu", torch.Generator().manual_seed(0))
+    _check_gate_shape(real, image_shape_of(copy.deepcopy(G).float().cpu().eval(), example,
+                                           label), label)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
@@ -388,10 +449,11 @@ def quantize_generator(variant_or_G, path: str | os.PathLike, *, meta: dict | No
             "weights": "int8 per channel (symmetric)",
             "calibration": (type(reader).__name__ if reader is not None
                             else calibration.describe()),
-            "gate": (f"agreement {figures['agreement']:.4f} >= {gate.min_agreement}, FID "
-                     f"{figures['fid_int8']:.3f} vs fp32 {figures['fid_fp32']:.3f} "
+            "gate": (("agreement n/a (no classes)" if figures["agreement"] is None else
+                      f"agreement {figures['agreement']:.4f} >= {gate.min_agreement}")
+                     + f", FID {figures['fid_int8']:.3f} vs fp32 {figures['fid_fp32']:.3f} "
                      f"({figures['fid_change']:+.2%}, limit {gate.max_fid_change:.0%}) on "
-                     f"{gate.samples} samples ({gate.dataset} classifier)"),
+                     f"{gate.samples} samples ({gate.dataset}, {figures['feature_space']})"),
             "float_ops": ",".join(f"{d['op']}x{d['count']}" for d in float_ops) or "none",
             "int8_ops": ",".join(f"{op}x{n}" for op, n in sorted(ints.items())),
             "onnxruntime": _ort_version(),
@@ -462,8 +524,9 @@ def _write_metadata(path: Path, fp32_props: dict, quant: dict) -> dict:
     del model.metadata_props[:]
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
+    shape = ", ".join(map(str, meta.image_shape))
     model.doc_string = (f"gan-accel {meta.variant} generator, int8 QDQ: inputs "
-                        f"{meta.input_names}, output {OUTPUT_NAME} [batch, 1, 28, 28]")
+                        f"{meta.input_names}, output {OUTPUT_NAME} [batch, {shape}]")
     onnx.save_model(model, str(path))
     return props
 
@@ -473,8 +536,8 @@ def format_report(report: dict) -> str:
     g = report["gate"]
     lines = [f"calibrated on {report['metadata'].get('quant.calibration')} "
              f"({report['calibration_seconds']:.1f} s)",
-             f"quality gate passed on {g['samples']} samples: classifier agreement "
-             f"{g['agreement']:.2%} (>= {g['min_agreement']:.0%}), FID {g['fid_int8']:.2f} vs "
+             f"quality gate passed on {g['samples']} samples in {g['feature_space']}: "
+             f"{_agreement_text(g)}, FID {g['fid_int8']:.2f} vs "
              f"fp32 {g['fid_fp32']:.2f} ({g['fid_change']:+.2%}, limit "
              f"{g['max_fid_change']:.0%}), max |int8 - fp32| {g['max_abs_err']:.3f}"]
     ints = ", ".join(f"{op} x{n}" for op, n in sorted(report["int8_ops"].items()))
@@ -490,12 +553,13 @@ def format_report(report: dict) -> str:
 
 def quantize_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
                         best: bool = False, ema: bool | None = None,
-                        gate_samples: int = Gate.samples, **kw) -> dict:
+                        gate_samples: int | None = None, **kw) -> dict:
     """Load a run's generator (its EMA G unless ``ema=False``) and :func:`quantize_generator`
-    it; the gate uses the evaluation classifier and real images of the run's dataset."""
+    it; the gate measures it on the run's own images (dataset, folder, resolution, channels)
+    in their evaluation feature space. ``gate_samples`` None: 2000, or the most the data
+    allows."""
     from ..checkpoints import load_trained
 
     variant, ckpt_meta = load_trained(checkpoint, "best" if best else "last", ema, "cpu")
-    dataset = (ckpt_meta.get("config") or {}).get("dataset") or Gate.dataset
-    gate = Gate(samples=gate_samples, dataset=dataset)
+    gate = Gate.for_config(variant.cfg, gate_samples)
     return quantize_generator(variant, path, meta=checkpoint_meta(ckpt_meta), gate=gate, **kw)

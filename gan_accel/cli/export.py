@@ -8,8 +8,8 @@
 
 ``onnx``: fp32 (or ``--fp16``) ONNX, compared with PyTorch in onnxruntime before it is
 written. ``int8``: static QDQ int8 ONNX, calibrated on latent draws and kept only when the
-evaluation classifier's quality gate passes (:mod:`gan_accel.export.quantize`). ``pt2``: an
-AOTInductor package with a dynamic batch axis, loaded back and compared with PyTorch
+quality gate passes, measured on the run's own images (:mod:`gan_accel.export.quantize`).
+``pt2``: an AOTInductor package with a dynamic batch axis, loaded back and compared with PyTorch
 (:mod:`gan_accel.export.aoti`). ``--web DIR``: a static page running the ONNX generator in
 the browser with onnxruntime-web (:mod:`gan_accel.export.web`). The work is in
 :mod:`gan_accel.export` (imported lazily).
@@ -77,8 +77,10 @@ def build_parser() -> OneLineParser:
                    help="latent batches the activation ranges are calibrated on (default: 16)")
     q.add_argument("--calibration-batch-size", type=int, default=128, metavar="B",
                    help="latents per calibration batch (default: 128)")
-    q.add_argument("--gate-samples", type=int, default=2000, metavar="N",
-                   help="samples the quality gate compares, int8 vs fp32 (default: 2000)")
+    q.add_argument("--gate-samples", type=int, default=None, metavar="N",
+                   help="samples the quality gate compares, int8 vs fp32, in the evaluation "
+                        "feature space of the run's own images (default: 2000, or half the "
+                        "images of a smaller set)")
     a = p.add_argument_group("pt2")
     a.add_argument("--device", default="cpu",
                    help="pt2: where the compiled kernels run, cpu or cuda (default: cpu)")
@@ -110,9 +112,9 @@ def _check_flags(args, fmt: Format) -> None:
     if fmt is not Format.PT2 and (args.device != "cpu" or args.threads is not None):
         raise UserError("--device / --threads apply to --format pt2")
     for flag in ("calibration_batches", "calibration_batch_size", "gate_samples"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1")
-    if args.gate_samples < 2:
+    if args.gate_samples is not None and args.gate_samples < 2:
         raise UserError("--gate-samples must be >= 2 (FID needs two or more samples)")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")

@@ -1,6 +1,7 @@
-"""Colour generators after training: ONNX fp32 / fp16 and AOTInductor exports of RGB 32 and
-64 px generators (dcgan and resnet, tiny widths) checked against eager PyTorch, the image
-shape in their metadata and the runtime's, the torch-free runtime and bulk shards of a
+"""Colour generators after training: ONNX fp32 / fp16 / int8 and AOTInductor exports of RGB
+32 and 64 px generators (dcgan and resnet, tiny widths) checked against eager PyTorch (int8:
+its quality gate on the run's own labelled or unlabelled folder), the image shape in their
+metadata and the runtime's, the torch-free runtime and bulk shards of a
 colour model (channels-last pixels, RGB PNGs), and RGB grids of a run trained on a colour
 folder (plain, latent arithmetic with its blank tiles, and from its ONNX export)."""
 
@@ -19,11 +20,18 @@ import torch
 from gan_accel.export import bulk
 from gan_accel.export.aoti import Pt2Generator, export_pt2
 from gan_accel.export.metadata import ModelMeta
-from gan_accel.export.onnx_export import FP16_TOLERANCE, FP32_TOLERANCE, export_generator
+from gan_accel.export.onnx_export import (
+    FP16_TOLERANCE,
+    FP32_TOLERANCE,
+    ExportError,
+    export_generator,
+)
+from gan_accel.export.quantize import Gate, quantize_generator
 from gan_accel.export.runtime import ModelFileError, OnnxGenerator
 from model_factory import colour_generator
 from PIL import Image
 
+from gan_accel.checkpoints import load_trained
 from gan_accel.cli import export as export_cli
 from gan_accel.cli import sample
 from gan_accel.errors import run_cli
@@ -270,3 +278,54 @@ def test_onnx_grid_of_a_colour_run_matches_its_checkpoint_grid(colour_run, tmp_p
                                      "--out", str(grids[src])]) == 0
     a, b = (rgb_pixels(p).astype(int) for p in grids.values())
     assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
+# ------------------------------------------------------------------------------ int8
+
+
+def folder_run(root: Path, classes: tuple[str, ...], arch: str, model: str, side: int) -> Path:
+    """One training step of a width-4 ``arch`` at ``side`` px RGB on 24 random pictures
+    (``classes`` empty: a flat, unlabelled folder)."""
+    folder = rgb_folder(root / "images", 24 // max(1, len(classes)), classes=classes)
+    cfg = recipe_config(model, dataset="folder", data_dir=str(folder), arch=arch,
+                        resolution=side, channels=3, ngf=WIDTH, ndf=WIDTH, batch_size=4,
+                        max_steps=1, out=str(root / "run"), progress=False, kernels="torch",
+                        ema=0, seed=1)
+    Trainer(cfg, log=lambda *_: None).fit()
+    return root / "run"
+
+
+@pytest.mark.slow  # training, the folder's classifier, calibration and the gate: ~10 s
+@pytest.mark.parametrize("classes,arch,model,side,space", [
+    (("a", "b"), "dcgan", "dcgan", 64, "classifier-folder-"),
+    ((), "resnet", "wgan-gp", 32, "random-cnn-seed0")], ids=["labelled-dcgan-64",
+                                                             "unlabelled-resnet-32"])
+def test_int8_export_of_a_colour_run_is_gated_on_its_own_images(tmp_path, capsys, classes,
+                                                                arch, model, side, space):
+    run = folder_run(tmp_path, classes, arch, model, side)
+    out = tmp_path / "g-int8.onnx"
+    assert run_cli(export_cli.main, ["--checkpoint", str(run), "--format", "int8",
+                                     "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    # 24 images: the gate compares 12 samples (each against a floor of 12 other real images)
+    assert f"quality gate passed on 12 samples in {space}" in text, text
+    if not classes:
+        assert "no classes in random-cnn-seed0 (unlabelled data): the FID change alone" in text
+    with OnnxGenerator(out, threads=1) as gen:
+        assert gen.meta.dtype == "int8" and gen.image_shape == (3, side, side)
+        assert "agreement n/a" in gen.meta.quantization["gate"] or classes
+        feeds = gen.latent(8, seed=5)
+        got = gen.run(**feeds)
+    variant, _ = load_trained(run)
+    want = eager(variant.eval(), feeds)
+    assert_colour(want, side)
+    assert np.abs(got - want).max() < 0.05  # int8 steps of a [-1, 1] or [0, 1] image
+
+
+def test_int8_gate_on_other_images_is_refused_before_the_work(tmp_path):
+    variant = colour_variant("dcgan", "dcgan", 32)
+    out = tmp_path / "g-int8.onnx"
+    with pytest.raises(ExportError, match="the dcgan generator makes 3x32x32 images but the "
+                                          "gate's mnist-5k images are 1x28x28"):
+        quantize_generator(variant, out, gate=Gate(samples=100))  # MNIST at 28 px
+    assert list(tmp_path.iterdir()) == []
