@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from gan_accel.export import bulk
@@ -340,3 +341,20 @@ def test_int8_gate_on_other_images_is_refused_before_the_work(tmp_path):
                                           "gate's mnist-5k images are 1x28x28"):
         quantize_generator(variant, out, gate=Gate(samples=100))  # MNIST at 28 px
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers()
+                    or not torch.cuda.is_available(),
+                    reason="needs onnxruntime-gpu and a CUDA device")
+def test_cuda_graph_output_buffer_takes_the_models_shape(tmp_path):
+    """The CUDA graph's output lives in a buffer allocated from the model's image shape."""
+    path = colour_generator(tmp_path / "colour64.onnx", size=64)
+    gen = OnnxGenerator(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                        cuda_graph_batch=8)
+    cpu = OnnxGenerator(path, providers=["CPUExecutionProvider"])
+    for seed in (0, 1):  # capture, then replay with new inputs
+        z = cpu.latent(8, seed=seed)["z"]
+        got = gen.run(z)
+        assert got.shape == (8, 3, 64, 64)
+        np.testing.assert_allclose(got, cpu.run(z), atol=1e-4)
