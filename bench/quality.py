@@ -305,6 +305,9 @@ def run_variant(model: str, mode: str, plan: QualityPlan, run_dir: Path,
     evaluator = evaluator_factory(cfg)
     trainer = Trainer(cfg, log=lambda *_: None, evaluator=evaluator)
     steps_per_epoch = trainer.loader.batches_per_epoch
+    if plan.steps and not plan.epochs:  # --steps alone: the epochs those steps need
+        trainer.cfg.epochs = -(-plan.steps // steps_per_epoch)
+    cfg = trainer.cfg
     total = min(steps or cfg.epochs * steps_per_epoch, cfg.epochs * steps_per_epoch)
     cfg.eval_every = plan.eval_every or max(1, total // EVALS_PER_RUN)
     t0 = time.perf_counter()

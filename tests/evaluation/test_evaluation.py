@@ -468,3 +468,23 @@ def test_quality_seed_summary_gives_mean_and_worst():
     for bad in ("", "0,0", "a", "-1"):
         with pytest.raises(UserError, match="--seeds"):
             _seeds(bad)
+
+
+def test_quality_steps_are_trained_even_past_the_recipes_epochs(tmp_path):
+    """--steps N trains N steps: a recipe with fewer epochs than N needs does not cut it."""
+    from gan_accel.bench import quality
+
+    class Stub(quality.QualityEvaluator):
+        def __init__(self, cfg):
+            self.evals = []
+
+        def __call__(self, trainer):
+            result = {"fid_ratio": 1.0, "classes_present": 10, "largest_class_share": 0.1}
+            self.evals.append({"step": trainer.pos.step, "train_seconds": 0.0, **result})
+            return result
+
+    plan = quality.QualityPlan(["gan"], ["eager"], [0], eval_every=50, steps=100, eval_n=100,
+                               kid_subsets=5, probe_train=100, probe_test=50, probe_epochs=5,
+                               overrides={"ema": 0.0, "epochs": 1})  # 1 epoch: 78 steps
+    row, _ = quality.run_variant("gan", "eager", plan, tmp_path / "run", evaluator_factory=Stub)
+    assert row["steps"] == 100 and row["epochs_done"] > 1
