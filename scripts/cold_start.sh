@@ -8,8 +8,8 @@
 # steps/s, the per-epoch grid + checkpoint cost and the total wall time.
 #
 # Usage: scripts/cold_start.sh [extra train flags, e.g. --epochs 2]
-# Takes about as long as the command itself: ~2.5-4 min on 2 idle cores for the full
-# 30 epochs (more when the machine is shared).
+# Takes about as long as the command itself (248 s when last timed cold on 2 cores) for the full
+# 30 epochs; much longer when the machine is shared.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python)}"
