@@ -249,25 +249,28 @@ class Trainer:
         return self.loss_fns[ph.name](batch)
 
     def _first_call(self, ph: Phase, batch: Batch):
-        """The phase's first call: with --compile it compiles, which is said and timed."""
-        compiling = self.cfg.compile
-        if compiling and self.rank == 0:
+        """The phase's first forward: with --compile Dynamo traces it and Inductor compiles
+        its forward graph (AOT autograd compiles the backward graph at the first backward)."""
+        if self.cfg.compile and self.rank == 0:
             self.log(f"compiling the {ph.name} phase (torch.compile, mode "
                      f"{self.cfg.compile_mode}, fullgraph) ...")
-        t0 = time.perf_counter()
         try:
-            out = self._phase_loss(ph, batch)
+            return self._phase_loss(ph, batch)
         except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError) as exc:
             # a graph break (or a data-dependent branch) under fullgraph=True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--compile: the {ph.name} phase of {self.cfg.model} does not "
                             f"compile to one graph ({first}); train without --compile or "
                             "remove the graph break from the variant") from None
+
+    def _first_call_done(self, ph: Phase, t0: float) -> None:
+        """After the phase's first forward, backward and update: said and timed, since with
+        --compile that is where both of its graphs compile."""
         seconds = time.perf_counter() - t0
         self.first_call_seconds[ph.name] = seconds
-        if compiling and self.rank == 0:
-            self.log(f"compiled the {ph.name} phase in {seconds:.1f} s (first step included)")
-        return out
+        if self.cfg.compile and self.rank == 0:
+            self.log(f"compiled the {ph.name} phase in {seconds:.1f} s (forward and backward "
+                     "graphs, first step included)")
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):
@@ -286,18 +289,22 @@ class Trainer:
             latent = self.variant.latent.sample(real.shape[0], self.device, self.noise)
             batch = Batch(real, labels, latent,
                           self.variant.draw_augmentation(real.shape[0], self.device, self.noise))
+            first = ph.name not in self.first_call_seconds
+            t0 = time.perf_counter()
             with torch.profiler.record_function(f"{ph.name}_step"):
                 with self._autocast():
-                    if ph.name in self.first_call_seconds:
-                        loss, phase_logs = self._phase_loss(ph, batch)
-                    else:
+                    if first:
                         loss, phase_logs = self._first_call(ph, batch)
+                    else:
+                        loss, phase_logs = self._phase_loss(ph, batch)
                 opt = self.optims[ph.name]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.guard.step(ph.name, opt, loss, step)  # skipped on a non-finite value
                 if ph.after is not None:
                     ph.after()
+            if first:
+                self._first_call_done(ph, t0)
             self.epoch_sums.add(ph.name, loss)
             logs.update(phase_logs)
         self.pos.step += 1

@@ -19,12 +19,12 @@ def code_of(fn):
     return getattr(fn, "__func__", fn).__code__
 
 
-def fit_tiny(tmp_path, name, compile):
+def fit_tiny(tmp_path, name, compile, max_steps=2):
     data = tmp_path / "data"
     if not data.is_dir():
         tiny_mnist(data, n=16, seed=3)
     cfg = recipe_config("gan", dataset="mnist", data_dir=str(data), batch_size=8,
-                             max_steps=2, ema=0.0, progress=False, compile=compile,
+                             max_steps=max_steps, ema=0.0, progress=False, compile=compile,
                              out=str(tmp_path / name))
     t = Trainer(cfg, log=lambda *_: None)
     t.fit()
@@ -56,6 +56,19 @@ def test_compiled_fit_builds_a_graph_per_phase_and_eager_none(tmp_path, monkeypa
     assert counters["stats"]["unique_graphs"] >= len(t.phases)
     assert not counters["graph_break"], dict(counters["graph_break"])
     assert set(t.first_call_seconds) == {ph.name for ph in t.phases}
+
+
+def test_each_phase_compiles_once_across_steps_and_epochs(tmp_path):
+    """One graph per phase for the whole run: no recompile after the first step, at an
+    epoch's end (sample grid, checkpoint) or in the next epoch. A recompile would cost a
+    cold start its compile time again."""
+    torch._dynamo.reset()
+    counters.clear()
+    t = fit_tiny(tmp_path, "compiled", compile=True, max_steps=5)  # 2 steps an epoch
+    assert t.pos.epoch >= 2
+    for ph in t.phases:
+        assert len(_debug_get_cache_entry_list(code_of(ph.loss))) == 1, ph.name
+    assert counters["stats"]["unique_graphs"] == len(t.phases), dict(counters["stats"])
 
 
 class HostListGAN(GAN):
