@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..atomic import disk_full_error, free_bytes, is_disk_full, write_bytes_to
+from ..atomic import disk_full_error, free_bytes, is_disk_full
 from ..errors import DiskFullError, UserError
 from .metadata import PT2_FORMAT, ModelMeta
 from .onnx_export import (
@@ -46,6 +46,7 @@ from .onnx_export import (
     checkpoint_meta,
     image_shape_of,
     prepare_generator,
+    write_model_bytes,
 )
 from .runtime import ModelFileError, ServedGenerator
 
@@ -81,13 +82,7 @@ def _compile(model: torch.nn.Module, example: dict[str, torch.Tensor], props: di
 def save_pt2(package: bytes, tmp: Path, path: Path) -> None:
     """Write the package into ``tmp``, the temporary beside ``path``, and fsync it. A full disk
     removes ``tmp`` and raises DiskFullError naming ``path`` and the package's size."""
-    try:
-        write_bytes_to(tmp, package, sync=True)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if is_disk_full(exc):
-            raise disk_full_error(path, len(package), NOTHING_WRITTEN, exc) from None
-        raise ExportError(f"cannot write {tmp} ({exc.strerror or exc})") from None
+    write_model_bytes(package, tmp, path)
 
 
 def validate_pt2(path: str | os.PathLike, G: torch.nn.Module, latent, tolerance: float,

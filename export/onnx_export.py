@@ -446,6 +446,14 @@ def save_onnx(proto: onnx.ModelProto, tmp: Path, path: Path) -> int:
     and raises DiskFullError naming ``path`` and the model's size; any other refusal is an
     ExportError."""
     data = proto.SerializeToString()
+    write_model_bytes(data, tmp, path)
+    return len(data)
+
+
+def write_model_bytes(data: bytes, tmp: Path, path: Path) -> None:
+    """Write an exported model's bytes into ``tmp``, the temporary beside ``path``, and fsync
+    it. A full disk removes ``tmp`` and raises DiskFullError naming ``path`` and the size; any
+    other refusal is an ExportError."""
     try:
         write_bytes_to(tmp, data, sync=True)
     except OSError as exc:
@@ -453,7 +461,6 @@ def save_onnx(proto: onnx.ModelProto, tmp: Path, path: Path) -> int:
         if is_disk_full(exc):
             raise disk_full_error(path, len(data), NOTHING_WRITTEN, exc) from None
         raise ExportError(f"cannot write {tmp} ({exc.strerror or exc})") from None
-    return len(data)
 
 
 def checkpoint_meta(ckpt_meta: dict) -> dict:
