@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1 (`python -m gan_accel.train --compile`) from a cold start, timed.
 #
-# Every cache the command can reuse starts empty: Inductor's (TORCHINDUCTOR_CACHE_DIR) and
+# Every cache the command can reuse starts empty: Inductor's (TORCHINDUCTOR_CACHE_DIR), its
+# precompiled headers (kept in TMPDIR/torchinductor_USER whatever the cache directory) and
 # Triton's (TRITON_CACHE_DIR, TRITON_HOME) point into a new temporary folder, so nothing
 # another process uses is wiped; the checkout's __pycache__ folders are removed; the run
 # directory is new. Prints imports, data ready, each phase's compile, the first step's end,
@@ -16,6 +17,8 @@ python="${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/py
 work="$(mktemp -d "${TMPDIR:-/tmp}/gan-accel-cold.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export TORCHINDUCTOR_CACHE_DIR="$work/inductor"
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 export TRITON_CACHE_DIR="$work/triton/cache"
 export TRITON_HOME="$work/triton"
 find "$here/gan_accel" "$here/kernels" "$here/export" "$here/bench" "$here/scripts" \

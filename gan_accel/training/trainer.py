@@ -56,6 +56,7 @@ from ..variants import Batch, Phase, Variant, build_variant, resolve_arch, resol
 from .distributed import dist_info
 from .ema import GeneratorEMA
 from .guard import DivergenceGuard, make_optimizer
+from .inductor_warmup import start_cpu_isa_checks
 
 GRID_ROW = 10  # images per class in a class grid
 
@@ -123,6 +124,8 @@ class Trainer:
         self.device = select_device(cfg.device)
         check_amp(cfg.amp, self.device)
         self.rank, self.world = dist_info()
+        if cfg.compile and self.device.type == "cpu":
+            start_cpu_isa_checks()  # overlaps Inductor's first-kernel ISA checks with set-up
         self.run_dir = Path(cfg.out)
         self.ops = build_ops(cfg.kernels, self.device,
                              log=self.log if self.rank == 0 else (lambda *_: None))
