@@ -607,12 +607,17 @@ def compile_options(mode: str, device: torch.device) -> dict:
     the fused BatchNorm / ReLU kernels between an FC layer and a transposed convolution read
     across the batch with a large stride: BEGAN's D step took 634 ms compiled vs 279 ms eager
     with it, 217 ms without it (1 thread); WGAN-GP 311 -> 234 ms, DCGAN 285 -> 237 ms.
+    Also on CPU, the activations' masks are computed as float factors (:mod:`.mask_pass`):
+    Inductor's C++ kernels store bool masks through a slow path.
     """
     import torch._inductor
 
     options = dict(torch._inductor.list_mode_options(mode))
     if device.type == "cpu":
+        from .mask_pass import MasksAsFloat
+
         options["layout_optimization"] = False
+        options["joint_custom_post_pass"] = MasksAsFloat()
     return options
 
 
