@@ -42,6 +42,16 @@ def _reset_process_state() -> None:
             os.environ[key] = value
 
 
+def pytest_sessionstart(session):
+    """Inductor's CPU vector-ISA checks (C++ builds, ~15 s with an empty cache) start now, in
+    the background, as the trainer starts them, instead of inside the first test that
+    compiles."""
+    if not torch.cuda.is_available():
+        from gan_accel.training.inductor_warmup import start_cpu_isa_checks
+
+        start_cpu_isa_checks()
+
+
 @pytest.fixture(autouse=True)
 def _same_process_state():
     """The session's thread count and environment before and after every test."""

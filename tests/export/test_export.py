@@ -268,6 +268,7 @@ def one_line_error(capsys, main, argv, match):
     return err
 
 
+@pytest.mark.slow  # every export format through the CLI: 11 s with empty caches
 def test_cli_exports_a_checkpoint_end_to_end(tiny_run, tmp_path):
     out = tmp_path / "g.onnx"
     proc = run_module("gan_accel.export", "--checkpoint", str(tiny_run / "run"), "--out",
@@ -379,6 +380,7 @@ def test_failed_validation_writes_nothing(capsys, tiny_run, tmp_path, monkeypatc
 # ---------------------------------------------------------------------------------------------
 # python -m gan_accel.sample --onnx
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # an ONNX export and two sampling commands: 8 s with empty caches
 def test_sample_cli_onnx_grid_matches_checkpoint_grid(tiny_run, tmp_path):
     from gan_accel.checkpoints import load_trained
 

@@ -19,6 +19,7 @@ import pytest
 SCRIPT = Path(__file__).with_name("_sm90_build.py")
 
 
+@pytest.mark.slow  # builds every kernel for sm_90a: 9 s
 def test_every_kernel_builds_for_sm90a_without_spills():
     env = {**os.environ, "TRITON_INTERPRET": "0"}
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json"], env=env,

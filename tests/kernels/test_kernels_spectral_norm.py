@@ -471,6 +471,7 @@ def test_multi_call_per_step_matches_pytorch(impl, dev):
             assert_close(ours.state_dict()[k], val, **tol, name=f"step {step} {k}")
 
 
+@pytest.mark.slow  # a compiled training loop per implementation: 8-10 s with empty caches
 @pytest.mark.parametrize("impl", IMPLS)
 def test_compile_fullgraph_matches_eager(impl, monkeypatch, dev):
     """torch.compile(fullgraph=True) traces both paths (no graph break) and matches eager:

@@ -71,6 +71,7 @@ def _phase_outputs(trainer, compiled):
     return out
 
 
+@pytest.mark.slow  # compiles every phase of a variant: 35 s with empty caches
 def test_compiled_phases_match_eager(tmp_path):
     """Same weights, same batch: compiled D/G losses and gradients equal eager ones.
 

@@ -156,6 +156,7 @@ def test_compiled_training_matches_eager(name, runs):
         assert any(moved), f"{name}: {net[0]} did not change in 3 steps"
 
 
+@pytest.mark.slow  # compiles both of began's phases: 23 s with empty caches
 def test_began_compiled_phases_match_eager_at_the_same_weights():
     torch.manual_seed(0)
     v = build_variant(recipe_config("began"))
