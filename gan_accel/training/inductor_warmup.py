@@ -15,6 +15,7 @@ thread's tracing rather than competing for the GIL.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 
@@ -22,6 +23,9 @@ def start_cpu_isa_checks() -> threading.Thread:
     """Import Inductor and run every candidate vector ISA's build check, each in its own
     thread, behind one daemon thread (returned, started). Inductor's import (~3 s) happens
     there too, beside the data loading and model building."""
+    # Inductor's C++ backend imports torch.utils.cpp_extension, which warns that no CUDA
+    # runtime goes with the CUDA_HOME it found: noise on a CPU run, nothing to act on.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     thread = threading.Thread(target=_check_candidates, name="inductor-isa-checks", daemon=True)
     thread.start()
     return thread

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +232,6 @@ class Trainer:
     def _make_loss_fns(self):
         """Each phase's loss function; with --compile one graph (fullgraph=True) each, whose
         backward AOT autograd compiles with it."""
-        if self.cfg.compile and self.device.type == "cpu":
-            # Inductor's C++ backend imports torch.utils.cpp_extension, which warns that no CUDA
-            # runtime goes with the CUDA_HOME it found: noise on a CPU run, nothing to act on.
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         fns = {}
         for ph in self.phases:
             fn = ph.loss
