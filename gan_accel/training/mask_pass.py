@@ -75,12 +75,14 @@ def _is_zero_comparison(node: torch.fx.Node) -> bool:
 
 
 def _selects_with(node: torch.fx.Node, cmp: torch.fx.Node) -> bool:
-    """``node`` is ``where(cmp, p, q)`` with float tensors ``p`` and ``q`` (a zero ``p`` or
-    ``q`` is the ``full([], 0)`` scalar tensor ReLU's backward selects)."""
+    """``node`` is ``where(cmp, p, q)`` with ``p``, ``q`` and the compared tensor all of the
+    select's float dtype (so the products promote to nothing else); a zero ``p`` or ``q`` is
+    the ``full([], 0)`` scalar tensor ReLU's backward selects."""
     if node.target is not aten.where.self or node.args[0] is not cmp:
         return False
+    dtype = node.meta["val"].dtype if isinstance(node.meta.get("val"), torch.Tensor) else None
     return all(isinstance(x, torch.fx.Node) and x is not cmp and _is_float(x)
-               for x in node.args[1:])
+               and x.meta["val"].dtype == dtype for x in (cmp.args[0], *node.args[1:]))
 
 
 def _is_float(node: torch.fx.Node) -> bool:
