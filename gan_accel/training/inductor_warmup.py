@@ -34,14 +34,16 @@ def start_cpu_isa_checks() -> threading.Thread:
 def _check_candidates() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from torch._inductor import cpu_vec_isa
-
     try:
+        from torch._inductor import cpu_vec_isa
+
         flags = cpu_vec_isa.x86_isa_checker()
-    except Exception:  # not x86: Inductor's own (cheap) detection runs as usual
+        candidates = [isa for isa in cpu_vec_isa.supported_vec_isa_list
+                      if all(flag in flags for flag in str(isa).split())]
+        with ThreadPoolExecutor(max_workers=max(len(candidates), 1)) as pool:
+            # bool(isa) runs and caches the same build check Inductor runs on first use
+            list(pool.map(bool, candidates))
+    except Exception:
+        # Only a head start: whatever failed here (not x86, no compiler) Inductor meets again
+        # in its own checks at the first compile, where it is reported in context.
         return
-    candidates = [isa for isa in cpu_vec_isa.supported_vec_isa_list
-                  if all(flag in flags for flag in str(isa).split())]
-    with ThreadPoolExecutor(max_workers=max(len(candidates), 1)) as pool:
-        # bool(isa) runs and caches the same build check Inductor runs on first use
-        list(pool.map(bool, candidates))
