@@ -9,7 +9,8 @@ from gan_accel.training.trainer import compile_options
 
 
 def net(x, w):
-    """ReLU then LeakyReLU: both backward selects, and LeakyReLU's forward one."""
+    """ReLU then LeakyReLU: both backward selects, and LeakyReLU's forward one. ReLU's output
+    is exactly 0 wherever its input was negative, so its backward compares zeros with 0."""
     return F.leaky_relu(torch.relu(x @ w) @ w.t() - 0.5, 0.2).square().sum()
 
 
@@ -30,7 +31,6 @@ def test_compiled_activations_save_floats_and_match_eager():
     torch._dynamo.reset()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 48, generator=gen)
-    x[::3, ::5] = 0.0  # exact zeros: the comparison's edge
     w = torch.randn(48, 48, generator=gen)
     x_eager, x_comp = x.clone().requires_grad_(), x.clone().requires_grad_()
 
