@@ -6,6 +6,7 @@
 # Needs $here (the checkout) and one argument (a name for the folder); sets $python and $work
 # (removed on exit).
 python="${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python)}"
+# mktemp replaces the trailing X characters with a unique suffix
 work="$(mktemp -d "${TMPDIR:-/tmp}/gan-accel-$1.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export TORCHINDUCTOR_CACHE_DIR="$work/inductor"
