@@ -37,6 +37,7 @@ __all__ = [
     "real_floor",
     "class_histogram",
     "class_coverage",
+    "within_group_spread",
     "label_accuracy",
     "cluster_accuracy",
     "linear_probe",
@@ -287,6 +288,24 @@ def real_floor(
 
 
 # --------------------------------------------------------------------------- label statistics
+
+
+def within_group_spread(features: ArrayLike, groups: ArrayLike) -> float:
+    """Mean squared distance of each row of ``features`` [N, D] to the mean of its group
+    (``groups`` [N] integer ids), averaged over the groups with at least two rows: how much
+    images that share a label or code differ. 0 when every group is one repeated image."""
+    feats = _features_f64(features, "features")
+    ids = _labels_i64(groups, "groups")
+    if ids.shape[0] != feats.shape[0]:
+        raise ValueError(f"features has {feats.shape[0]} rows, groups {ids.shape[0]}")
+    spreads = []
+    for g in np.unique(ids):
+        rows = feats[ids == g]
+        if rows.shape[0] >= 2:
+            spreads.append(float(((rows - rows.mean(0)) ** 2).sum(1).mean()))
+    if not spreads:
+        raise ValueError("no group has two rows")
+    return float(np.mean(spreads))
 
 
 def class_histogram(

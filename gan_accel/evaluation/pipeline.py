@@ -69,6 +69,7 @@ from .metrics import (
     label_accuracy,
     linear_probe,
     precision_recall,
+    within_group_spread,
 )
 
 __all__ = [
@@ -103,6 +104,9 @@ PROBE_TRAIN = 4000  # labelled real images the D probe is fitted on (at most)
 PROBE_TEST = 1000  # held-out real images it (and InfoGAN's Q head) is scored on
 KID_SUBSET = 1000  # rows per KID subset (fewer when n is smaller)
 EVAL_SEED = 0  # the latent seed of every evaluation: successive evaluations see the same z
+# below this spread_ratio G draws one image per label / code whatever its noise: a quarter of
+# what the z of a working G, with its codes fixed, gives here, well above a collapsed one
+NOISE_IGNORED_SPREAD = 0.2
 
 
 def _quiet(*_: Any) -> None:
@@ -604,7 +608,11 @@ def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: i
         each with its ``*_floor``, ``fid_ratio`` (fid / floor); in a classifier space the
         class coverage (``classes_present`` of ``num_classes``, ``largest_class_share``,
         ``max_share_ratio``: the largest generated share over that class's real share, with
-        its class and floor, ``collapsed``, the shares) and the conditional accuracies above.
+        its class and floor, ``collapsed``, the shares) and the conditional accuracies above;
+        for cGAN / InfoGAN also ``spread_ratio``: how much images of one label / code differ
+        (:func:`~.metrics.within_group_spread` in the feature space) over how much real
+        images of one class do, and ``noise_ignored`` (also flagged ``collapsed``) when it
+        is below ``NOISE_IGNORED_SPREAD``: G draws one image per label / code.
     """
     if real_features is None:
         real = load_real_data(dataset, data_dir, log=log)
@@ -643,6 +651,13 @@ def evaluate_generator(sample_fn: SampleFn, output_range: str, *, num_classes: i
         result[f"{key}_floor"] = ref.floors[key]
     if preds is not None:
         result.update(_class_metrics(preds, ref, num_classes, cat_dim, classes))
+        if classes is not None:
+            # images drawn with one label or code differ as much as real digits of one class
+            # (1); a G that ignores its noise draws one image per code (0)
+            result["spread_ratio"] = (within_group_spread(feats, classes)
+                                      / within_group_spread(ref.feats, ref.preds))
+            result["noise_ignored"] = result["spread_ratio"] < NOISE_IGNORED_SPREAD
+            result["collapsed"] = result["collapsed"] or result["noise_ignored"]
     if inception is not None:
         result.update(inception.measure(*ref.real_images(), _unit_to_u8(unit)))
     return result
@@ -803,7 +818,7 @@ class TrainingEvaluator:
     KEYS = ("feature_space", "fid", "kid", "precision", "recall", "density", "coverage",
             "classes_present", "num_classes", "largest_class_share", "max_share_ratio",
             "max_share_ratio_class", "fid_floor", "fid_ratio", "label_accuracy",
-            "code_accuracy_generated")
+            "code_accuracy_generated", "spread_ratio", "noise_ignored")
 
     def __init__(self, cfg, kid_subsets: int = 20, log: Callable[[str], Any] = _quiet,
                  code_accuracy: bool = False, real: RealData | None = None,
@@ -863,6 +878,8 @@ ROWS = (  # key, label, format
     ("label_accuracy", "label accuracy (cGAN)", "{:.2%}"),
     ("code_accuracy", "code accuracy, Q on real (InfoGAN)", "{:.2%}"),
     ("code_accuracy_generated", "code accuracy, generated (InfoGAN)", "{:.2%}"),
+    ("spread_ratio", "spread within a label / code vs real", "{:.2f}"),
+    ("noise_ignored", "G ignores its noise", "{}"),
     ("d_probe_accuracy", "D linear probe accuracy", "{:.2%}"),
 )
 INCEPTION_ROWS = (

@@ -160,6 +160,26 @@ def test_infogan_generated_code_accuracy_uses_hungarian_matching(mnist5k):
     assert res["code_to_class_generated"][0] == 3 and res["code_to_class_generated"][9] == 2
 
 
+def test_spread_ratio_tells_a_generator_that_ignores_its_noise(mnist5k):
+    """Real digits drawn per code differ as real digits of one class do (ratio ~1); a G that
+    draws one image per code whatever z scores 0."""
+    clf, real, ref = mnist5k
+    varied = evaluate_generator(pool_sampler(real.pool.images, real.pool.labels), "unit",
+                                cat_dim=10, real_features=ref)
+    one_each = pool_sampler(real.pool.images, real.pool.labels)
+
+    def ignores_z(n, *, seed, classes=None):
+        firsts = one_each(10, seed=seed, classes=torch.arange(10))  # one image per code
+        return firsts[classes]
+
+    fixed = evaluate_generator(ignores_z, "unit", cat_dim=10, real_features=ref)
+    assert 0.7 < varied["spread_ratio"] < 1.3, varied["spread_ratio"]
+    assert not varied["noise_ignored"] and not varied["collapsed"]
+    assert fixed["spread_ratio"] == pytest.approx(0.0, abs=1e-9)
+    assert fixed["noise_ignored"] and fixed["collapsed"]
+    assert fixed["code_accuracy_generated"] > 0.95  # the codes alone do not show it
+
+
 def test_discriminator_metrics_infogan_q_head_and_probe(mnist5k):
     """Q head = the classifier with permuted columns: Hungarian matching recovers it; the
     probe on an untrained D's random features beats chance."""
@@ -387,10 +407,16 @@ def test_quality_targets_rules():
     assert "FID" in targets("dcgan", {**ok, "fid_ratio": 10.5})  # dcgan: <= 10x the floor
     assert targets("lsgan", {**ok, "fid_ratio": 19.0}) == "met"  # the others: <= 20x
     assert "FID" in targets("wgan-gp", {**ok, "fid_ratio": 20.5})
+    assert targets("began", {**ok, "fid_ratio": 39.0}) == "met"  # began: <= 40x
+    assert "FID" in targets("began", {**ok, "fid_ratio": 40.5})
     assert "label acc" in targets("cgan", {"label_accuracy": 0.98, "fid_ratio": 5.0})
     assert targets("cgan", {"label_accuracy": 0.995, "fid_ratio": 5.0}) == "met"
     assert "code acc" in targets("infogan", {**ok, "code_accuracy": 0.94})
     assert targets("infogan", {**ok, "code_accuracy": 0.96}) == "met"
+    ignores_z = {**ok, "code_accuracy": 0.96, "spread_ratio": 0.01, "noise_ignored": True}
+    assert "G ignores z" in targets("infogan", ignores_z)
+    assert targets("infogan", {**ignores_z, "spread_ratio": 0.5, "noise_ignored": False}) \
+        == "met"
 
 
 def test_quality_targets_for_folders_are_relative_to_the_real_shares():

@@ -21,6 +21,7 @@ from gan_accel.evaluation.metrics import (
     label_accuracy,
     linear_probe,
     real_floor,
+    within_group_spread,
 )
 
 
@@ -492,3 +493,16 @@ def test_extract_features_rejects_wrong_range() -> None:
         extract_features(clf, x)
     with pytest.raises(ValueError):
         extract_features(clf, torch.zeros(2, 3, 28, 28))
+
+
+# --------------------------------------------------------------------------- spread
+
+
+def test_within_group_spread_is_the_mean_squared_distance_to_each_group_mean() -> None:
+    feats = np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [5.0, 5.0], [9.0, 9.0]])
+    groups = np.array([0, 0, 1, 1, 2])  # group 2 has one row: left out
+    # group 0: both rows 1 from their mean (squared 1); group 1: one repeated image (0)
+    assert within_group_spread(feats, groups) == pytest.approx(0.5)
+    assert within_group_spread(feats[2:4], groups[2:4]) == 0.0
+    with pytest.raises(ValueError, match="no group has two rows"):
+        within_group_spread(feats[:1], groups[:1])
