@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .dcgan import Wrap, _identity
-from .infogan import InfoHeads
-from .layers import MinibatchDiscrimination
+from .infogan import InfoHeads, _call
+from .layers import MinibatchDiscrimination, frozen_call
 
 
 class Discriminator(nn.Module):
@@ -67,8 +67,11 @@ class InfoDiscriminator(Discriminator):
         self.q_mu = sn(nn.Linear(width, cont_dim))
         self.q_logvar = sn(nn.Linear(width, cont_dim)) if logvar_head else None
 
-    def heads(self, x: torch.Tensor) -> InfoHeads:
-        f = self.trunk(x)
-        q = self.q_body(f) if self.q_body is not None else f
+    def heads(self, x: torch.Tensor, fixed_clusters: bool = False) -> InfoHeads:
+        """D's logit and Q's outputs on ``x``; ``fixed_clusters`` as in
+        :meth:`~.infogan.CodeEncoder.heads` (used when this net is Q's own encoder)."""
+        call = frozen_call if fixed_clusters else _call
+        f = call(self.trunk, x)
+        q = call(self.q_body, f) if self.q_body is not None else f
         logvar = self.q_logvar(q) if self.q_logvar is not None else None
-        return InfoHeads(self.logit(f), self.q_cat(q), self.q_mu(q), logvar)
+        return InfoHeads(self.logit(f), call(self.q_cat, q), self.q_mu(q), logvar)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..ranges import OutputRange
 from .dcgan import DCGANGenerator, Wrap, _identity, dcgan_trunk
+from .layers import frozen_call
 
 
 class InfoGANGenerator(nn.Module):
@@ -89,15 +90,25 @@ class CodeEncoder(nn.Module):
     """
 
     def __init__(self, ndf: int = 16, batch_norm: bool = True, cat_dim: int = 10,
-                 cont_dim: int = 2, logvar_head: bool = False):
+                 cont_dim: int = 2, logvar_head: bool = False, in_channels: int = 1):
         super().__init__()
         c = ndf * 8
-        self.trunk = dcgan_trunk(ndf, batch_norm)  # [B, 128, 4, 4]
+        self.trunk = dcgan_trunk(ndf, batch_norm, in_channels=in_channels)  # [B, 128, 4, 4]
         self.q_cat = nn.Conv2d(c, cat_dim, 4, 1, 0)
         self.q_mu = nn.Conv2d(c, cont_dim, 4, 1, 0)
         self.q_logvar = nn.Conv2d(c, cont_dim, 4, 1, 0) if logvar_head else None
 
-    def heads(self, x: torch.Tensor) -> InfoHeads:
-        h = self.trunk(x)
+    def heads(self, x: torch.Tensor, fixed_clusters: bool = False) -> InfoHeads:
+        """Q's outputs on ``x``. ``fixed_clusters``: the trunk and the categorical head act
+        as constants (gradients reach ``x``, not their weights, and BatchNorm's running
+        statistics stay as they are), so only the continuous heads learn from these images:
+        how G follows a clustering that real images alone teach."""
+        call = frozen_call if fixed_clusters else _call
+        h = call(self.trunk, x)
+        cat = call(self.q_cat, h)
         logvar = self.q_logvar(h).flatten(1) if self.q_logvar is not None else None
-        return InfoHeads(None, self.q_cat(h).flatten(1), self.q_mu(h).flatten(1), logvar)
+        return InfoHeads(None, cat.flatten(1), self.q_mu(h).flatten(1), logvar)
+
+
+def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)

@@ -18,6 +18,9 @@ Options:
 * ``info_cluster_confidence`` / ``info_cluster_balance``: the clustering term's entropy
   weights; ``info_cluster_stroke`` / ``info_cluster_shear``: its moved copy's stroke width
   and slant also change.
+* ``info_q_real_only``: Q's clustering learns from real images alone; the information
+  term on fakes moves G (and Q's continuous heads), so G follows Q's codes and cannot pull
+  Q's clusters towards the digits it happens to draw for one code.
 * ``info_mode_seeking``: pairs of one code and different z must differ (joint phase only).
 
 Measured settings and run history: docs/recipes.md.
@@ -122,7 +125,7 @@ class InfoGAN(Variant):
     # to 76.1% with FID 12.1 (joint) and 77.7% with FID 25.3 (third phase); weight 3
     # collapsed G (7 classes, FID 283).
     tuned_recipe = {**paper_recipe, "lr_g": 1e-3, "lr_d": 2e-4, "info_phase": "joint",
-              "info_cluster_weight": 1.0, "epochs": 40}
+                    "info_cluster_weight": 1.0, "epochs": 40}
     cont_dim = 2
     tiny_latent_dim = 10  # the seed's z; its G takes z ++ one-hot(10) ++ 2 continuous codes
 
@@ -143,20 +146,32 @@ class InfoGAN(Variant):
         super().__init__(cfg, ops)
         self.Q = None  # built after G and D, so their initial weights do not depend on it
         cfg = self.cfg  # resolved: the architecture's widths
-        if cfg.info_q == "encoder":
-            self.Q = CodeEncoder(cfg.ndf, cfg.d_batch_norm, self.cat_dim, self.cont_dim,
-                                 logvar_head=cfg.info_cont_loss == "nll")
+        if cfg.info_q_real_only and (cfg.info_q != "encoder" or cfg.info_phase != "joint"
+                                     or not cfg.info_cluster_weight):
+            raise UserError("--info-q-real-only needs Q's own encoder, the joint phase and a "
+                            "clustering term to teach it: add --info-q encoder --info-phase "
+                            "joint --info-cluster-weight 1, or add --no-info-q-real-only")
+        if cfg.info_q == "encoder":  # Q as D's architecture without SN, with no say in D
+            logvar = cfg.info_cont_loss == "nll"
+            if self.nets.arch is Arch.TINY:
+                self.Q = CodeEncoder(cfg.ndf, cfg.d_batch_norm, self.cat_dim, self.cont_dim,
+                                     logvar, self.nets.channels)
+            else:
+                self.Q = build_info_discriminator(self.nets, None, cfg.d_batch_norm,
+                                                  self.cat_dim, self.cont_dim, logvar,
+                                                  self.q_hidden)
+
+    @property
+    def q_hidden(self) -> int:
+        """Width of the paper's FC layer before Q's heads (``--info-head fc``), or 0."""
+        return 128 if self.cfg.info_head == "fc" else 0
 
     def build_discriminator(self):
-        if self.cfg.info_q == "encoder":  # Q has its own network: D is the DCGAN critic
-            if (self.nets.arch, self.nets.channels) != (Arch.TINY, 1):
-                # the encoder is the seed's 28x28 grayscale DCGAN trunk
-                raise UserError(f"--info-q encoder is built for the tiny 28x28 grayscale nets, "
-                                f"not --arch {self.nets.arch.value} at {self.nets.channels}x"
-                                f"{self.nets.resolution}x{self.nets.resolution}; drop "
-                                "--info-q encoder (Q heads on D's features)")
-            return DCGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn,
-                                      self.cfg.minibatch_disc)
+        if self.cfg.info_q == "encoder":  # Q has its own network: D is the plain critic
+            if self.nets.arch is Arch.TINY:
+                return DCGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn,
+                                          self.cfg.minibatch_disc, self.nets.channels)
+            return super().arch_discriminator()
         if self.cfg.minibatch_disc:
             raise UserError("infogan's D shares its features with the Q heads and takes no "
                             "minibatch-discrimination layer; drop --minibatch-disc")
@@ -165,14 +180,14 @@ class InfoGAN(Variant):
     def tiny_discriminator(self):
         return InfoGANDiscriminator(self.cfg.ndf, self.cfg.d_batch_norm, self.sn, self.cat_dim,
                                     self.cont_dim, logvar_head=self.cfg.info_cont_loss == "nll",
-                                    q_hidden=128 if self.cfg.info_head == "fc" else 0,
+                                    q_hidden=self.q_hidden,
                                     in_channels=self.nets.channels)
 
     def arch_discriminator(self):
         """The architecture's D with dense Q heads on its features."""
         return build_info_discriminator(self.nets, self.sn, self.cfg.d_batch_norm, self.cat_dim,
                                         self.cont_dim, self.cfg.info_cont_loss == "nll",
-                                        128 if self.cfg.info_head == "fc" else 0)
+                                        self.q_hidden)
 
     # -- Q -----------------------------------------------------------------------------------
     def q_heads(self, x: torch.Tensor) -> InfoHeads:
@@ -303,7 +318,10 @@ class InfoGAN(Variant):
             b = b._replace(latent=paired_codes(b.latent))
         fake = self.generate(b.latent)
         seen = self.augmented(fake, b, 0)
-        q = self.q_heads(seen)
+        if self.cfg.info_q_real_only:
+            q = self.Q.heads(seen, fixed_clusters=True)
+        else:
+            q = self.q_heads(seen)
         logit = q.logit if self.Q is None else self.critic(seen, None)
         info, logs = self.info_terms(q, b)
         loss = self.adversarial_g(logit) + info
@@ -314,8 +332,7 @@ class InfoGAN(Variant):
             out["z_effect"] = ratio.detach()
         if self.Q is not None:
             loss, logs = self.real_code_terms(loss, logs, b)
-            out.update({k: v for k, v in logs.items() if k.startswith("cluster_")})
-            out["info_cat_acc"] = logs["info_cat_acc"]
+            out.update({k: v for k, v in logs.items() if k.startswith(("cluster_", "info_"))})
         return loss, {**out, "loss_g": loss.detach()}
 
     def phases(self) -> list[Phase]:

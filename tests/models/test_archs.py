@@ -196,10 +196,14 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+# the seed's InfoGAN: Q's heads on D's trunk (the tuned recipe gives Q its own encoder)
+SEED_LAYOUT = {"infogan": dict(info_q="shared", info_q_real_only=False, info_mode_seeking=0.0)}
+
+
 @pytest.mark.parametrize("name", sorted(SEED_INIT_SHA256))
 def test_seed_nets_initialise_bit_for_bit_as_before(name):
     torch.manual_seed(0)
-    v = build_variant(recipe_config(name))
+    v = build_variant(recipe_config(name, **SEED_LAYOUT.get(name, {})))
     assert v.cfg.arch == "tiny"
     assert state_digest(v.state_dict()) == SEED_INIT_SHA256[name]
 
@@ -310,8 +314,9 @@ def test_cgan_embeds_the_label_into_g_and_projects_it_in_d(arch):
 @pytest.mark.parametrize("arch", ["mlp", "dcgan", "sngan-cnn", "resnet"])
 def test_infogan_q_heads_on_the_features_with_the_asked_number_of_codes(arch):
     torch.manual_seed(0)
-    v = build_variant(recipe_config("infogan", arch=arch, resolution=64, channels=3, ngf=4,
-                                    ndf=4, info_categories=6, info_cont_loss="nll")).eval()
+    shape = dict(arch=arch, resolution=64, channels=3, ngf=4, ndf=4, info_categories=6,
+                 info_cont_loss="nll")
+    v = build_variant(recipe_config("infogan", **shape, **SEED_LAYOUT["infogan"])).eval()
     assert (v.latent.cat_dim, v.latent.cont_dim) == (6, 2)
     x = torch.rand(5, 3, 64, 64)
     q = v.D.heads(x)
@@ -319,6 +324,17 @@ def test_infogan_q_heads_on_the_features_with_the_asked_number_of_codes(arch):
     assert q.cont_mu.shape == q.cont_logvar.shape == (5, 2)
     torch.testing.assert_close(q.logit, v.D(x))
     assert v.G(**v.latent.sample(5, "cpu")).shape == (5, 3, 64, 64)
+    # Q as its own copy of the architecture's D (no SN), D without Q heads
+    enc = build_variant(recipe_config("infogan", **shape, info_q="encoder")).eval()
+    q = enc.Q.heads(x)
+    assert q.cat_logits.shape == (5, 6) and q.cont_mu.shape == q.cont_logvar.shape == (5, 2)
+    assert not hasattr(enc.D, "q_cat") and enc.D(x).shape == (5,)
+    assert not any("parametrizations" in n for n, _ in enc.Q.named_parameters())
+    x.requires_grad_(True)
+    fixed = enc.Q.heads(x, fixed_clusters=True)  # G following Q: only the continuous heads learn
+    (fixed.cat_logits.sum() + fixed.cont_mu.sum() + fixed.cont_logvar.sum()).backward()
+    learned = {n.split(".")[0] for n, p in enc.Q.named_parameters() if p.grad is not None}
+    assert learned == {"q_mu", "q_logvar"} and x.grad.abs().sum() > 0
 
 
 # -- spectral norm, batch norm --------------------------------------------------------------
@@ -366,9 +382,12 @@ def test_wgan_gp_critic_has_no_batch_norm_and_d_batch_norm_adds_it(arch):
         norms("wgan-gp", d_batch_norm=True)
 
 
-def test_infogan_encoder_q_is_the_tiny_grayscale_nets_only():
-    with pytest.raises(UserError, match="--info-q encoder is built for the tiny 28x28") as err:
-        build_variant(recipe_config("infogan", info_q="encoder", resolution=32, channels=3))
-    assert "\n" not in str(err.value)
+def test_infogan_encoder_q_builds_for_every_image_shape():
     v = build_variant(recipe_config("infogan", info_q="encoder"))
     assert v.cfg.arch == "tiny" and v.Q is not None
+    rgb = build_variant(recipe_config("infogan", info_q="encoder", channels=3))  # tiny, RGB
+    assert rgb.Q.heads(torch.rand(2, 3, 28, 28)).cat_logits.shape == (2, 10)
+    assert rgb.D(torch.rand(2, 3, 28, 28)).shape == (2,)
+    big = build_variant(recipe_config("infogan", info_q="encoder", resolution=32, channels=3))
+    assert big.cfg.arch == "dcgan" and big.Q.heads(torch.rand(2, 3, 32, 32)).cat_logits.shape \
+        == (2, 10)

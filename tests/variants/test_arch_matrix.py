@@ -136,7 +136,8 @@ def test_improved_gan_tricks_train_on_every_architecture(tmp_path, folder, trick
 
 
 INFO_OPTIONS = [dict(info_phase="third", info_cont_loss="nll", info_head="fc",
-                     info_categories=5),
+                     info_categories=5, info_q="shared", info_q_real_only=False,
+                     info_mode_seeking=0.0),
                 dict(info_phase="joint", info_cluster_weight=1.0, supervised_code=True)]
 
 

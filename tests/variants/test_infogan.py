@@ -250,6 +250,43 @@ def test_encoder_q_trains_with_g_and_its_terms_never_reach_d():
     torch.testing.assert_close(plain.joint_g_loss(b)[0], adv + info)
 
 
+def test_real_only_q_learns_its_clusters_from_real_images_and_g_follows_them():
+    kw = dict(info_q="encoder", info_phase="joint", info_cluster_weight=1.0)
+    v = make(info_q_real_only=True, **kw)
+    b = batch(v)
+    b = b._replace(aug=v.draw_augmentation(16, "cpu", torch.Generator().manual_seed(3)))
+    running = {n: t.clone() for n, t in v.Q.named_buffers()}
+    q = v.Q.heads(v.G(**b.latent), fixed_clusters=True)
+    assert all(torch.equal(t, running[n]) for n, t in v.Q.named_buffers())  # fakes: no stats
+    fixed = [*v.Q.trunk.parameters(), *v.Q.q_cat.parameters()]
+    g_loss, _ = v.joint_g_loss(b)
+    g_loss.backward()
+    # the trunk and the categorical head learn what the real-image terms alone teach them
+    with_fakes = [p.grad.clone() for p in fixed]
+    v.zero_grad(set_to_none=True)
+    real_only, _ = v.real_code_terms(torch.zeros(()), {}, b)
+    real_only.backward()
+    for got, want in zip(with_fakes, [p.grad for p in fixed], strict=True):
+        torch.testing.assert_close(got, want)
+    # while the information term on fakes still moves G and Q's continuous heads
+    v.zero_grad(set_to_none=True)
+    info, _ = v.info_terms(q, b)
+    info.backward()
+    assert all(p.grad is None for p in fixed)
+    assert v.Q.q_mu.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in v.G.parameters())
+
+
+def test_real_only_q_needs_the_encoder_joint_phase_and_clustering_term():
+    from gan_accel.errors import UserError
+
+    for missing in ("info_q", "info_phase", "info_cluster_weight"):
+        kw = dict(info_q="encoder", info_phase="joint", info_cluster_weight=1.0)
+        kw.pop(missing)
+        with pytest.raises(UserError, match="--info-q-real-only needs"):
+            make(info_q_real_only=True, **kw)
+
+
 def test_predict_code_reads_the_encoder_in_eval_mode_and_leaves_its_mode():
     from gan_accel.evaluation import predict_code
 
