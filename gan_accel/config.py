@@ -129,8 +129,8 @@ class TrainConfig:
                        choices=("shared", "encoder"))
     info_q_real_only: bool = _opt(False, "InfoGAN with --info-q encoder: Q's clustering is "
                                   "taught by real images alone (the clustering term); the "
-                                  "information term on fakes trains G to follow it, and only "
-                                  "Q's continuous heads")
+                                  "categorical information term on fakes trains G alone, to "
+                                  "follow it")
     info_cluster_confidence: float = _opt(1.0, "InfoGAN clustering term: weight of each image's "
                                           "code entropy (confident codes)", min=0.0)
     info_cluster_balance: float = _opt(1.0, "InfoGAN clustering term: weight of the batch-mean "

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .dcgan import Wrap, _identity
-from .infogan import InfoHeads, _call
-from .layers import MinibatchDiscrimination, frozen_call
+from .infogan import InfoHeads
+from .layers import MinibatchDiscrimination, stateless_call
 
 
 class Discriminator(nn.Module):
@@ -70,8 +70,19 @@ class InfoDiscriminator(Discriminator):
     def heads(self, x: torch.Tensor, fixed_clusters: bool = False) -> InfoHeads:
         """D's logit and Q's outputs on ``x``; ``fixed_clusters`` as in
         :meth:`~.infogan.CodeEncoder.heads` (used when this net is Q's own encoder)."""
-        call = frozen_call if fixed_clusters else _call
-        f = call(self.trunk, x)
-        q = call(self.q_body, f) if self.q_body is not None else f
+        if not fixed_clusters:
+            f = self.trunk(x)
+            q = self.q_body(f) if self.q_body is not None else f
+            return self._heads(f, q, self.q_cat(q))
+        f, q = self._q_features(x, frozen=False)
+        _, fixed = self._q_features(x, frozen=True)
+        return self._heads(f, q, stateless_call(self.q_cat, fixed, frozen=True))
+
+    def _q_features(self, x: torch.Tensor, frozen: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trunk's features and Q's, leaving BatchNorm's running statistics alone."""
+        f = stateless_call(self.trunk, x, frozen)
+        return f, (stateless_call(self.q_body, f, frozen) if self.q_body is not None else f)
+
+    def _heads(self, f: torch.Tensor, q: torch.Tensor, cat: torch.Tensor) -> InfoHeads:
         logvar = self.q_logvar(q) if self.q_logvar is not None else None
-        return InfoHeads(self.logit(f), call(self.q_cat, q), self.q_mu(q), logvar)
+        return InfoHeads(self.logit(f), cat, self.q_mu(q), logvar)

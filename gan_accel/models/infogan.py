@@ -19,7 +19,7 @@ from torch import nn
 
 from ..ranges import OutputRange
 from .dcgan import DCGANGenerator, Wrap, _identity, dcgan_trunk
-from .layers import frozen_call
+from .layers import stateless_call
 
 
 class InfoGANGenerator(nn.Module):
@@ -99,16 +99,18 @@ class CodeEncoder(nn.Module):
         self.q_logvar = nn.Conv2d(c, cont_dim, 4, 1, 0) if logvar_head else None
 
     def heads(self, x: torch.Tensor, fixed_clusters: bool = False) -> InfoHeads:
-        """Q's outputs on ``x``. ``fixed_clusters``: the trunk and the categorical head act
-        as constants (gradients reach ``x``, not their weights, and BatchNorm's running
-        statistics stay as they are), so only the continuous heads learn from these images:
-        how G follows a clustering that real images alone teach."""
-        call = frozen_call if fixed_clusters else _call
-        h = call(self.trunk, x)
-        cat = call(self.q_cat, h)
+        """Q's outputs on ``x``. ``fixed_clusters``: how G follows a clustering that real
+        images alone teach. The categorical code is read with the trunk and its head as
+        constants (gradients reach ``x``, not their weights); the continuous codes through
+        the trunk as it learns, so it also learns what they vary (slant, width), which the
+        clustering's features are made blind to; BatchNorm's running statistics stay those
+        of real images."""
+        if not fixed_clusters:
+            h = self.trunk(x)
+            return self._heads(h, self.q_cat(h))
+        cat = stateless_call(self.q_cat, stateless_call(self.trunk, x, frozen=True), frozen=True)
+        return self._heads(stateless_call(self.trunk, x), cat)
+
+    def _heads(self, h: torch.Tensor, cat: torch.Tensor) -> InfoHeads:
         logvar = self.q_logvar(h).flatten(1) if self.q_logvar is not None else None
         return InfoHeads(None, cat.flatten(1), self.q_mu(h).flatten(1), logvar)
-
-
-def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return module(x)

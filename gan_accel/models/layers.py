@@ -13,10 +13,11 @@ def output_activation(output_range: OutputRange | str) -> nn.Module:
     return nn.Sigmoid() if OutputRange(output_range) is OutputRange.UNIT else nn.Tanh()
 
 
-def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` with its weights acting as constants: gradients reach ``x`` and not
-    them, and in-place buffer updates (BatchNorm's running statistics) land on copies."""
-    state = {n: p.detach() for n, p in module.named_parameters()}
+def stateless_call(module: nn.Module, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+    """``module(x)`` with in-place buffer updates (BatchNorm's running statistics) landing on
+    copies, so these inputs leave no trace in them; ``frozen``: its weights also act as
+    constants (gradients reach ``x`` and not them)."""
+    state = {n: p.detach() if frozen else p for n, p in module.named_parameters()}
     state.update({n: b.clone() for n, b in module.named_buffers()})
     return torch.func.functional_call(module, state, (x,))
 

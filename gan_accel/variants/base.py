@@ -80,6 +80,8 @@ class Variant(nn.Module, ABC):
     # history is in docs/recipes.md); it carries its own epochs.
     paper_recipe: ClassVar[dict] = {}
     tuned_recipe: ClassVar[dict] = {}
+    # the tuned recipe's field that builds other nets than the paper's (None: same nets)
+    tuned_nets: ClassVar[str | None] = None
     loss: ClassVar[AdversarialLoss] = BCE()
     output_range: ClassVar[OutputRange] = OutputRange.UNIT  # G's pixels; data is mapped to it
     # the architectures this variant trains with, and ``--arch auto``'s pick at 32 and 64 px
