@@ -428,9 +428,10 @@ def run_plan(plan: QualityPlan, log=print) -> dict:
         "d_probe_accuracy: logistic regression on frozen D.features of real images",
         (f"targets: every variant but cgan 10 classes and largest share <= "
          f"{COVERAGE_SHARE:.0%}; FID / floor <= {FID_RATIO['dcgan']:.0f} for dcgan, <= "
-         f"{FID_RATIO['began']:.0f} for began, <= {FID_RATIO_OTHERS:.0f} for the others; cgan label accuracy >= {LABEL_ACCURACY:.0%} "
-         f"and FID no worse than dcgan's; infogan code accuracy >= {CODE_ACCURACY:.0%} and "
-         "G using its noise (not noise_ignored)")
+         f"{FID_RATIO['began']:.0f} for began, <= {FID_RATIO_OTHERS:.0f} for the others; "
+         f"cgan label accuracy >= {LABEL_ACCURACY:.0%} and FID no worse than dcgan's; "
+         f"infogan code accuracy >= {CODE_ACCURACY:.0%} and G using its noise (not "
+         "noise_ignored)")
         if plan.dataset in MNIST_LIKE else
         (f"targets: every variant but cgan every class present and no class's share above "
          f"{SHARE_RATIO}x its share in the real data (max_share_ratio, with its real-vs-real "
