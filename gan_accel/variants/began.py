@@ -35,11 +35,16 @@ class BEGAN(Variant):
                         real_label=1.0, plateau_factor=0.5, plateau_patience=5,
                         latent_dist="uniform", spectral_norm=False, d_batch_norm=False,
                         began_gamma=0.5, began_lambda_k=1e-3)
-    # Departures: rate 2e-4 and gamma 1.0 (the paper's most diverse setting), 30 epochs. With
-    # the paper's values (on earlier paper-style nets) runs of a few thousand steps stayed on
+    # Departures: rate 2e-4 and gamma 1.0 (the paper's most diverse setting). With the
+    # paper's values (on earlier paper-style nets) runs of a few thousand steps stayed on
     # blurry samples, the equilibrium already met and k_t at 0. Measured at 30 epochs: FID
-    # 219, largest class share 21.5%; rate 5e-4 for 40 epochs: FID 207, share 28.5%.
-    tuned_recipe = {**paper_recipe, "lr_d": 2e-4, "lr_g": 2e-4, "began_gamma": 1.0, "epochs": 30}
+    # 229 (115x its floor), largest class share 19.3%, the excess all 1s (the least ink, which
+    # the L1 autoencoder reconstructs best); rate 5e-4 for 40 epochs: FID 207, share 28.5%.
+    # lambda_k 0.01 (k_t engages 10x faster) and translation augmentation for every image D
+    # reconstructs, 90 epochs (7,020 steps, about 12 minutes at 1 thread): FID 43.5x, share
+    # 14.4% eager; 40.7x, 16.1% compiled; the 40x target just missed (docs/recipes.md).
+    tuned_recipe = {**paper_recipe, "lr_d": 2e-4, "lr_g": 2e-4, "began_gamma": 1.0,
+                    "began_lambda_k": 0.01, "augment": "translation", "epochs": 90}
     # the seed-style tiny nets at 28x28; the paper's nets (Figure 1) at 32 and 64
     archs = frozenset({Arch.TINY, Arch.BEGAN})
     paper_arch = Arch.BEGAN
