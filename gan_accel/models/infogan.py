@@ -102,9 +102,8 @@ class CodeEncoder(nn.Module):
         """Q's outputs on ``x``. ``fixed_clusters``: how G follows a clustering that real
         images alone teach. The categorical code is read with the trunk and its head as
         constants (gradients reach ``x``, not their weights); the continuous codes through
-        the trunk as it learns, so it also learns what they vary (slant, width), which the
-        clustering's features are made blind to; BatchNorm's running statistics stay those
-        of real images."""
+        the trunk as it learns, so these images teach the trunk what those codes vary;
+        BatchNorm's running statistics stay those of real images."""
         if not fixed_clusters:
             h = self.trunk(x)
             return self._heads(h, self.q_cat(h))

@@ -137,7 +137,7 @@ class InfoGAN(Variant):
                     "info_q_real_only": True, "info_cluster_confidence": 0.1,
                     "info_cluster_balance": 0.4, "info_cluster_stroke": 1.0,
                     "info_cluster_shear": 0.3, "info_mode_seeking": 1.0}
-    # the one departure that changes the nets: Q's own encoder, D the plain DCGAN critic
+    # the one departure that changes the nets: Q's own encoder, D the plain critic
     tuned_nets = "info_q"
     cont_dim = 2
     tiny_latent_dim = 10  # the seed's z; its G takes z ++ one-hot(10) ++ 2 continuous codes
