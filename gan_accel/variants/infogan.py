@@ -203,9 +203,13 @@ class InfoGAN(Variant):
                                         self.q_hidden)
 
     # -- Q -----------------------------------------------------------------------------------
-    def q_heads(self, x: torch.Tensor) -> InfoHeads:
-        """Q's outputs on ``x``: its own encoder's, or the heads on D's trunk (with D's logit)."""
-        return self.Q.heads(x) if self.Q is not None else self.D.heads(x)
+    def q_heads(self, x: torch.Tensor, fakes: bool = False) -> InfoHeads:
+        """Q's outputs on ``x``: its own encoder's, or the heads on D's trunk (with D's logit).
+        ``fakes``: ``x`` is G's; with ``--info-q-real-only`` Q reads their categorical code
+        through constant weights, so G follows Q's clusters without moving them."""
+        if self.Q is None:
+            return self.D.heads(x)
+        return self.Q.heads(x, fixed_clusters=fakes and self.cfg.info_q_real_only)
 
     def q_params(self) -> list[torch.nn.Parameter]:
         """What Q's terms train besides G: the encoder, or D (whose trunk Q shares)."""
@@ -245,7 +249,7 @@ class InfoGAN(Variant):
 
     def info_loss(self, b: Batch) -> tuple[torch.Tensor, Logs]:
         """The seed's third phase: the information terms on fresh fakes, for G + D."""
-        q = self.q_heads(self.augmented(self.generate(b.latent), b, 0))
+        q = self.q_heads(self.augmented(self.generate(b.latent), b, 0), fakes=True)
         loss, logs = self.info_terms(q, b)
         return self.real_code_terms(loss, logs, b)
 
@@ -331,10 +335,7 @@ class InfoGAN(Variant):
             b = b._replace(latent=paired_codes(b.latent))
         fake = self.generate(b.latent)
         seen = self.augmented(fake, b, 0)
-        if self.cfg.info_q_real_only:
-            q = self.Q.heads(seen, fixed_clusters=True)
-        else:
-            q = self.q_heads(seen)
+        q = self.q_heads(seen, fakes=True)
         logit = q.logit if self.Q is None else self.critic(seen, None)
         info, logs = self.info_terms(q, b)
         loss = self.adversarial_g(logit) + info
